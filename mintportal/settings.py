@@ -1,0 +1,163 @@
+"""Settings for MINT Portal.
+
+One settings module for every environment: every value comes through the single django-environ
+``env`` below, from the real environment or from a ``.env`` file beside ``manage.py`` (the real
+environment wins). Development conveniences (a throwaway SECRET_KEY, the built-in MINT sandbox)
+exist only while ``DEBUG`` is on; with ``DEBUG`` off a missing required value stops start-up with
+a message that names it.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _required(name: str, dev_default: str) -> str:
+    """Return ``name`` from the environment; only a DEBUG portal may fall back to a default."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        return dev_default
+    raise ImproperlyConfigured(
+        f"{name} is not set. Set it in the environment or in .env "
+        f"(see .env.example); only DEBUG=1 runs without it."
+    )
+
+
+SECRET_KEY = _required("SECRET_KEY", "dev-only-insecure-secret-key-do-not-use-in-production")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[]) or (
+    ["127.0.0.1", "localhost", "[::1]", "testserver"] if DEBUG else []
+)
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS is not set. Set it to the portal's host names, comma-separated."
+    )
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- MINT Planning API -------------------------------------------------------------------------
+MINT_SANDBOX_PORT = env.int("MINT_SANDBOX_PORT", default=8001)
+MINT_SANDBOX_CLIENT_ID = "mintportal-demo"
+MINT_SANDBOX_CLIENT_SECRET = "sandbox-demo-secret"  # noqa: S105 - the sandbox's public demo pair
+MINT_API_URL = _required("MINT_API_URL", f"http://127.0.0.1:{MINT_SANDBOX_PORT}/api/v2.0").rstrip(
+    "/"
+)
+MINT_CLIENT_ID = _required("MINT_CLIENT_ID", MINT_SANDBOX_CLIENT_ID)
+MINT_CLIENT_SECRET = _required("MINT_CLIENT_SECRET", MINT_SANDBOX_CLIENT_SECRET)
+MINT_ENVIRONMENT = env.str("MINT_ENVIRONMENT", default="sandbox")
+if MINT_ENVIRONMENT not in {"sandbox", "test", "production"}:
+    raise ImproperlyConfigured(
+        f"MINT_ENVIRONMENT must be sandbox, test or production, not {MINT_ENVIRONMENT!r}."
+    )
+MINT_CONNECT_TIMEOUT = env.float("MINT_CONNECT_TIMEOUT", default=3.05)
+MINT_READ_TIMEOUT = env.float("MINT_READ_TIMEOUT", default=10.0)
+MINT_RETRY_BASE = env.float("MINT_RETRY_BASE", default=2.0)
+MINT_RETRY_CAP = env.float("MINT_RETRY_CAP", default=300.0)
+MINT_DELIVERY_DEADLINE = env.float("MINT_DELIVERY_DEADLINE", default=24 * 3600.0)
+MINT_LEASE_SECONDS = env.float("MINT_LEASE_SECONDS", default=60.0)
+MINT_HEALTH_INTERVAL = env.float("MINT_HEALTH_INTERVAL", default=30.0)
+MINT_WORKER_BATCH = env.int("MINT_WORKER_BATCH", default=20)
+MINT_WORKER_IDLE_SLEEP = env.float("MINT_WORKER_IDLE_SLEEP", default=1.0)
+
+# --- Django ------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "plans",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mintportal.urls"
+WSGI_APPLICATION = "mintportal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "plans.context_processors.portal",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the portal read while a worker writes; IMMEDIATE takes the write lock at BEGIN so
+    # two writers queue on the busy timeout instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "plans:dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.server": {"level": "WARNING"}},
+}

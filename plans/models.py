@@ -1,0 +1,380 @@
+"""MINT Portal's data: sites, plans, their append-only history and the delivery outbox.
+
+Rows of ``PlanEvent``, ``DeliveryAttempt`` and ``HealthCheck`` are written only by
+``plans.services`` and never updated. Every index names the query that uses it.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class PlanState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    RETRYING = "retrying", "Retrying"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Failed"
+
+
+#: States in which the plan's current message is waiting for, or inside, a delivery attempt.
+PENDING_STATES = (PlanState.QUEUED, PlanState.SENDING, PlanState.RETRYING)
+#: States after which nothing happens until a person acts.
+FINAL_STATES = (PlanState.DRAFT, PlanState.ACCEPTED, PlanState.REJECTED, PlanState.FAILED)
+
+
+class SubmissionState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    RETRYING = "retrying", "Retrying"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Failed"
+    SUPERSEDED = "superseded", "Replaced by a later revision"
+
+
+class TargetKind(models.TextChoices):
+    RANGE = "range", "Range (km)"
+    CHARGE = "charge", "Charge (kWh)"
+
+
+class Location(models.Model):
+    """A charging site known to MINT by its ``locationId``."""
+
+    mint_location_id = models.CharField(
+        "MINT location ID",
+        max_length=100,
+        unique=True,
+        help_text="The locationId exactly as MINT knows the site.",
+    )
+    name = models.CharField(max_length=200)
+    time_zone = models.CharField(
+        max_length=64,
+        default="Europe/Brussels",
+        help_text="IANA time zone of the site, e.g. Europe/Brussels. Plan times are typed in it.",
+    )
+    is_active = models.BooleanField(
+        "active", default=True, help_text="Only active sites can receive new plans."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.mint_location_id})"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from plans.timezones import is_valid_zone
+
+        if not is_valid_zone(self.time_zone):
+            raise ValidationError(
+                {"time_zone": f"“{self.time_zone}” is not an IANA time zone name."}
+            )
+
+
+class Plan(models.Model):
+    """One vehicle's stay at a site: when it is there and what it needs.
+
+    ``transaction_id`` is fixed for the plan's whole life. ``revision`` grows when a plan that was
+    already submitted is edited; each submitted revision is one ``Submission`` (one messageId).
+    """
+
+    transaction_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="plans")
+    scheduled_start = models.DateTimeField()
+    scheduled_end = models.DateTimeField()
+    target_kind = models.CharField(max_length=6, choices=TargetKind.choices)
+    expected_range_km = models.PositiveIntegerField(null=True, blank=True)
+    average_consumption = models.DecimalField(
+        "average consumption (kWh/100 km)",
+        max_digits=6,
+        decimal_places=2,
+        null=True,
+        blank=True,
+    )
+    expected_charge_kwh = models.PositiveIntegerField(null=True, blank=True)
+    status_note = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Sent to MINT as “status”. Empty: a tracing text is sent.",
+    )
+    state = models.CharField(max_length=10, choices=PlanState.choices, default=PlanState.DRAFT)
+    revision = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["scheduled_start", "id"]
+        permissions = [
+            ("submit_plan", "Can submit and retry plans to MINT"),
+        ]
+        indexes = [
+            # plan list: ORDER BY scheduled_start, id (all plans, or from a date on)
+            models.Index(fields=["scheduled_start", "id"], name="plan_start_idx"),
+            # plan list filtered by state; dashboard counts per state
+            models.Index(fields=["state", "scheduled_start"], name="plan_state_start_idx"),
+            # plan list filtered by site
+            models.Index(fields=["location", "scheduled_start"], name="plan_location_start_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="plan_exactly_one_target",
+                condition=(
+                    Q(
+                        target_kind="range",
+                        expected_range_km__isnull=False,
+                        expected_charge_kwh__isnull=True,
+                    )
+                    | Q(
+                        target_kind="charge",
+                        expected_charge_kwh__isnull=False,
+                        expected_range_km__isnull=True,
+                    )
+                ),
+                violation_error_message="Give either a range or a charge, not both.",
+            ),
+            models.CheckConstraint(
+                name="plan_consumption_only_with_range",
+                condition=Q(average_consumption__isnull=True) | Q(target_kind="range"),
+                violation_error_message="Average consumption goes only with a range.",
+            ),
+            models.CheckConstraint(
+                name="plan_targets_positive",
+                condition=(
+                    (Q(expected_range_km__isnull=True) | Q(expected_range_km__gt=0))
+                    & (Q(expected_charge_kwh__isnull=True) | Q(expected_charge_kwh__gt=0))
+                    & (Q(average_consumption__isnull=True) | Q(average_consumption__gt=0))
+                ),
+                violation_error_message="Range, charge and consumption must be above zero.",
+            ),
+            models.CheckConstraint(
+                name="plan_end_after_start",
+                condition=Q(scheduled_end__gt=models.F("scheduled_start")),
+                violation_error_message="The end must be after the start.",
+            ),
+            models.CheckConstraint(
+                name="plan_state_valid",
+                condition=Q(state__in=PlanState.values),
+                violation_error_message="Unknown plan state.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Plan {self.pk} rev {self.revision} at {self.location_id}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def estimated_energy_kwh(self):
+        """Range × consumption / 100, when both are known: what the range will cost in kWh."""
+        if self.expected_range_km and self.average_consumption:
+            return self.expected_range_km * self.average_consumption / 100
+        return None
+
+
+class PlanEvent(models.Model):
+    """Append-only history of a plan: every state change and every person's action on it."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        EDITED = "edited", "Edited"
+        SUBMITTED = "submitted", "Submitted"
+        RETRIED = "retried", "Retried"
+        DUPLICATED = "duplicated", "Duplicated from another plan"
+        DELIVERY = "delivery", "Delivery"
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField()
+    action = models.CharField(max_length=10, choices=Action.choices)
+    from_state = models.CharField(max_length=10, choices=PlanState.choices, blank=True)
+    to_state = models.CharField(max_length=10, choices=PlanState.choices)
+    revision = models.PositiveIntegerField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty when the delivery worker made the change.",
+    )
+    actor = models.CharField(
+        max_length=100, help_text="Who acted: a username, or the worker's name."
+    )
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            # plan detail: the plan's history in order
+            models.Index(fields=["plan", "at", "id"], name="planevent_plan_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan_id}: {self.from_state or '∅'} → {self.to_state} ({self.action})"
+
+
+class Submission(models.Model):
+    """One message to MINT: a submitted revision of a plan, and the outbox row the worker claims.
+
+    ``message_id`` and ``created_at`` (the payload's ``timestamp``) are fixed across retries, so
+    MINT can de-duplicate a message that a crashed worker sent twice.
+    """
+
+    class Trigger(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        MANUAL = "manual", "Manual"
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="submissions")
+    revision = models.PositiveIntegerField()
+    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    payload = models.JSONField(help_text="The plan body for MINT, frozen when submitted.")
+    state = models.CharField(
+        max_length=10, choices=SubmissionState.choices, default=SubmissionState.QUEUED
+    )
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_trigger = models.CharField(
+        max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULED
+    )
+    deadline = models.DateTimeField(help_text="Give up retrying after this.")
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    mint_messages = models.JSONField(
+        default=list, blank=True, help_text="MINT's validation messages on a 400."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # worker claim: state IN (queued, retrying) AND next_attempt_at <= now
+            models.Index(fields=["state", "next_attempt_at"], name="submission_due_idx"),
+            # worker claim of expired leases: state = sending AND lease_expires_at < now
+            models.Index(fields=["state", "lease_expires_at"], name="submission_lease_idx"),
+            # plan detail: the plan's messages, newest first
+            models.Index(fields=["plan", "-created_at"], name="submission_plan_idx"),
+        ]
+        constraints = [
+            # A plan never has two messages in flight.
+            models.UniqueConstraint(
+                fields=["plan"],
+                condition=Q(state__in=["queued", "sending", "retrying"]),
+                name="submission_one_in_flight_per_plan",
+            ),
+            models.UniqueConstraint(
+                fields=["plan", "revision"], name="submission_one_per_revision"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Message {self.message_id} (plan {self.plan_id} rev {self.revision})"
+
+
+class DeliveryAttempt(models.Model):
+    """Append-only record of one HTTP exchange with ``POST /plan/``."""
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        UNAUTHORIZED = "unauthorized", "Unauthorized"
+        UNAVAILABLE = "unavailable", "Unavailable"
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="attempts")
+    started_at = models.DateTimeField()
+    trigger = models.CharField(max_length=10, choices=Submission.Trigger.choices)
+    worker = models.CharField(max_length=100)
+    duration_ms = models.PositiveIntegerField()
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    mint_messages = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    request_body = models.TextField(help_text="The exact JSON sent (no token: that is a header).")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        indexes = [
+            # plan detail: a message's attempts in order
+            models.Index(fields=["submission", "started_at"], name="attempt_submission_idx"),
+            # operations view: deliveries in the last hour by outcome
+            models.Index(fields=["started_at"], name="attempt_started_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.pk}: {self.outcome} ({self.http_status or 'no response'})"
+
+
+class MintToken(models.Model):
+    """The one MINT access token, shared by every worker process (one row, pk=1)."""
+
+    access_token = models.TextField(blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    fetched_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"MINT token (expires {self.expires_at})"
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per running ``mint_worker``: the UI warns when none has been seen lately."""
+
+    name = models.CharField(max_length=100, unique=True)
+    hostname = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-seen_at"]
+        indexes = [
+            # banner / operations view: the most recently seen workers
+            models.Index(fields=["-seen_at"], name="heartbeat_seen_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class HealthCheck(models.Model):
+    """Append-only record of one ``GET /health/`` made by a worker."""
+
+    class Result(models.TextChoices):
+        UP = "up", "Up"
+        DOWN = "down", "Down"
+        ERROR = "error", "No answer"
+
+    checked_at = models.DateTimeField()
+    result = models.CharField(max_length=5, choices=Result.choices)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField()
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-checked_at"]
+        indexes = [
+            # health widget: the latest check, and the last 24 h for the sparkline
+            models.Index(fields=["-checked_at"], name="healthcheck_checked_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.checked_at:%Y-%m-%d %H:%M:%S} {self.result}"

@@ -1,0 +1,62 @@
+"""Site-local wall-clock times ↔ UTC, refusing to guess across DST changes.
+
+A dispatcher types times as they read on the site's clock. Twice a year such a time is either
+missing (spring forward) or happens twice (fall back); we reject both with a plain message
+instead of silently picking one.
+"""
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+
+class LocalTimeError(ValueError):
+    """A wall-clock time that does not name exactly one instant in the zone."""
+
+
+def is_valid_zone(name: str) -> bool:
+    if not name or name not in _zone_names():
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+_ZONES: frozenset[str] | None = None
+
+
+def _zone_names() -> frozenset[str]:
+    global _ZONES  # noqa: PLW0603 - computed once; the tz database does not change while running
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones())
+    return _ZONES
+
+
+def zone_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in sorted(_zone_names()) if "/" in name or name == "UTC"]
+
+
+def local_to_utc(wall: datetime, zone_name: str) -> datetime:
+    """Return the UTC instant of the naive wall-clock time ``wall`` in ``zone_name``."""
+    zone = ZoneInfo(zone_name)
+    naive = wall.replace(tzinfo=None)
+    first = naive.replace(tzinfo=zone, fold=0)
+    second = naive.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return first.astimezone(UTC)
+    # The two folds disagree: the time is in a gap or an overlap. A time in a gap does not
+    # survive the round trip through UTC.
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
+        raise LocalTimeError(
+            f"{naive:%Y-%m-%d %H:%M} does not exist in {zone_name}: the clocks jump forward "
+            f"then. Choose a time before or after the change."
+        )
+    raise LocalTimeError(
+        f"{naive:%Y-%m-%d %H:%M} happens twice in {zone_name}: the clocks go back then. "
+        f"Choose a time before or after the change."
+    )
+
+
+def utc_to_local(instant: datetime, zone_name: str) -> datetime:
+    return instant.astimezone(ZoneInfo(zone_name))
