@@ -3,23 +3,7 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-DISPATCHER_PERMS = [
-    "view_location",
-    "view_plan",
-    "add_plan",
-    "change_plan",
-    "submit_plan",
-    "view_planevent",
-    "view_submission",
-    "view_deliveryattempt",
-]
-VIEWER_PERMS = [
-    "view_location",
-    "view_plan",
-    "view_planevent",
-    "view_submission",
-    "view_deliveryattempt",
-]
+from plans.roles import roles_ensure
 
 
 def forwards(apps, schema_editor):
@@ -27,13 +11,7 @@ def forwards(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, verbosity=0)
         app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for name, codenames in (("Dispatchers", DISPATCHER_PERMS), ("Viewers", VIEWER_PERMS)):
-        group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="plans", codename__in=codenames)
-        )
+    roles_ensure(apps)
     apps.get_model("plans", "MintToken").objects.get_or_create(pk=1)
 
 

@@ -1,0 +1,134 @@
+"""The delivery worker: ``python manage.py mint_worker``.
+
+A thin loop around ``plans.services``: beat the heartbeat, check MINT's health on a fixed
+interval, claim due messages under a lease, send each one and record what happened. Several
+workers on several machines share one queue. SIGTERM and SIGINT finish the message on the wire,
+hand the rest of the batch back to the queue and exit.
+"""
+
+import os
+import signal
+import socket
+import time
+import uuid
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+from django.utils import timezone
+
+from plans import services
+
+HEARTBEAT_EVERY = 5.0
+#: While MINT says it is down, ask again this often instead of sending plans.
+DOWN_RECHECK_EVERY = 5.0
+
+
+class Command(BaseCommand):
+    help = "Deliver queued plans to MINT until stopped (SIGTERM finishes the current send)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--name", default="", help="Worker name shown in the portal.")
+        parser.add_argument(
+            "--batch", type=int, default=settings.MINT_WORKER_BATCH, help="Messages per claim."
+        )
+        parser.add_argument(
+            "--once", action="store_true", help="Deliver what is due now, then exit."
+        )
+        parser.add_argument(
+            "--idle-sleep",
+            type=float,
+            default=settings.MINT_WORKER_IDLE_SLEEP,
+            help="Seconds to wait when nothing is due.",
+        )
+
+    def handle(self, *args, **options) -> None:
+        self.stopping = False
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        hostname = socket.gethostname()
+        self.name = options["name"] or f"{hostname}:{os.getpid()}:{uuid.uuid4().hex[:4]}"
+        self.started_at = timezone.now()
+        self.client = services.mint_client()
+        self.mint_down = False
+        self.last_health = 0.0
+        self.last_beat = 0.0
+        self.stdout.write(f"mint_worker {self.name} delivering to {settings.MINT_API_URL}")
+        try:
+            while not self.stopping:
+                close_old_connections()
+                self._beat()
+                self._check_health_if_due()
+                if self.mint_down:
+                    if options["once"]:
+                        break
+                    self._sleep(DOWN_RECHECK_EVERY)
+                    continue
+                batch = services.submissions_claim(worker=self.name, limit=options["batch"])
+                if not batch:
+                    if options["once"]:
+                        break
+                    self._sleep(options["idle_sleep"])
+                    continue
+                self._deliver(batch)
+        finally:
+            self._beat(stopping=True)
+            self.stdout.write(f"mint_worker {self.name} stopped")
+
+    def _deliver(self, batch: list) -> None:
+        for index, submission in enumerate(batch):
+            if self.stopping:
+                services.submissions_release(
+                    submissions=batch[index:],
+                    worker=self.name,
+                    reason="Handed back to the queue: the worker was stopped before sending.",
+                )
+                return
+            result = services.submission_deliver(
+                submission=submission, client=self.client, worker=self.name
+            )
+            if result.attempt.outcome in ("unavailable", "unauthorized"):
+                # One failure may be a blip; ask /health/ before spending the batch's attempts.
+                self._check_health()
+                if self.mint_down:
+                    services.submissions_release(
+                        submissions=batch[index + 1 :],
+                        worker=self.name,
+                        reason="Waiting: MINT reports that it is down (/health/).",
+                    )
+                    return
+            self._beat()
+
+    def _check_health_if_due(self) -> None:
+        interval = DOWN_RECHECK_EVERY if self.mint_down else settings.MINT_HEALTH_INTERVAL
+        if time.monotonic() - self.last_health >= interval:
+            self._check_health()
+
+    def _check_health(self) -> None:
+        result = self.client.health()
+        self.last_health = time.monotonic()
+        services.health_record(result=result)
+        was_down, self.mint_down = self.mint_down, not result.up
+        if self.mint_down and not was_down:
+            self.stderr.write(f"MINT is down ({result.http_status or result.error}); waiting")
+        elif was_down and not self.mint_down:
+            self.stdout.write("MINT is up again; delivering")
+
+    def _beat(self, stopping: bool = False) -> None:
+        if stopping or time.monotonic() - self.last_beat >= HEARTBEAT_EVERY:
+            services.heartbeat_beat(
+                name=self.name,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                started_at=self.started_at,
+                stopping=stopping,
+            )
+            self.last_beat = time.monotonic()
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(min(0.2, deadline - time.monotonic()))
+
+    def _stop(self, signum, frame) -> None:
+        self.stopping = True

@@ -1,0 +1,642 @@
+"""Every write MINT Portal makes: plans, their history, the outbox and the worker's records.
+
+Views, the admin, management commands and the worker call these functions and nothing else
+writes. Each function is keyword-only and atomic; history rows are only ever appended.
+"""
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from plans.mint.client import Token
+from plans.mint.outcomes import HealthResult, Outcome
+from plans.mint.payload import build_plan_payload
+from plans.models import (
+    DeliveryAttempt,
+    HealthCheck,
+    Location,
+    MintToken,
+    Plan,
+    PlanEvent,
+    PlanState,
+    Submission,
+    SubmissionState,
+    WorkerHeartbeat,
+)
+
+logger = logging.getLogger("plans.delivery")
+
+#: Fields a dispatcher may set on a plan; everything else is the portal's bookkeeping.
+PLAN_FIELDS = (
+    "location",
+    "scheduled_start",
+    "scheduled_end",
+    "target_kind",
+    "expected_range_km",
+    "average_consumption",
+    "expected_charge_kwh",
+    "status_note",
+)
+EDITABLE_STATES = (
+    PlanState.DRAFT,
+    PlanState.QUEUED,
+    PlanState.RETRYING,
+    PlanState.ACCEPTED,
+    PlanState.REJECTED,
+    PlanState.FAILED,
+)
+RETRYABLE_STATES = (PlanState.FAILED, PlanState.REJECTED, PlanState.RETRYING)
+
+
+class PlanActionError(Exception):
+    """An action that the plan's current state does not allow; the message is for the user."""
+
+
+# --- plans -------------------------------------------------------------------------------------
+
+
+def _event(
+    *,
+    plan: Plan,
+    action: str,
+    from_state: str,
+    to_state: str,
+    user: AbstractBaseUser | None = None,
+    actor: str = "",
+    reason: str = "",
+    at: datetime | None = None,
+) -> PlanEvent:
+    return PlanEvent(
+        plan=plan,
+        at=at or timezone.now(),
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        revision=plan.revision,
+        user=user,
+        actor=actor or (user.get_username() if user else "system"),
+        reason=reason,
+    )
+
+
+def _normalise_target(values: dict) -> dict:
+    """Clear the fields of the target that was not chosen, so the XOR rule holds by construction."""
+    if values.get("target_kind") == "range":
+        values["expected_charge_kwh"] = None
+    elif values.get("target_kind") == "charge":
+        values["expected_range_km"] = None
+        values["average_consumption"] = None
+    return values
+
+
+def _validate_plan(plan: Plan, *, now: datetime | None = None) -> None:
+    """The rules every path into the database must pass, whatever the form already checked."""
+    errors: dict[str, list[str]] = {}
+    if not plan.location.is_active:
+        errors.setdefault("location", []).append(
+            f"{plan.location.name} is not active; choose another site."
+        )
+    if plan.scheduled_end and plan.scheduled_end <= (now or timezone.now()):
+        errors.setdefault("scheduled_end", []).append(
+            "This window has already ended; a plan must end in the future."
+        )
+    try:
+        plan.full_clean(exclude=["created_by", "updated_by"])
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def plan_create(
+    *,
+    user: AbstractBaseUser,
+    location: Location,
+    scheduled_start: datetime,
+    scheduled_end: datetime,
+    target_kind: str,
+    expected_range_km: int | None = None,
+    average_consumption: Decimal | None = None,
+    expected_charge_kwh: int | None = None,
+    status_note: str = "",
+    reason: str = "",
+) -> Plan:
+    values = _normalise_target(
+        {
+            "target_kind": target_kind,
+            "expected_range_km": expected_range_km,
+            "average_consumption": average_consumption,
+            "expected_charge_kwh": expected_charge_kwh,
+        }
+    )
+    plan = Plan(
+        location=location,
+        scheduled_start=scheduled_start,
+        scheduled_end=scheduled_end,
+        status_note=status_note,
+        created_by=user,
+        updated_by=user,
+        **values,
+    )
+    _validate_plan(plan)
+    plan.save()
+    _event(
+        plan=plan,
+        action=PlanEvent.Action.CREATED,
+        from_state="",
+        to_state=PlanState.DRAFT,
+        user=user,
+        reason=reason or "Created as a draft.",
+    ).save()
+    return plan
+
+
+@transaction.atomic
+def plan_update(*, plan: Plan, user: AbstractBaseUser, **changes) -> Plan:
+    """Apply a dispatcher's edit.
+
+    A plan whose current revision was already submitted gets a new revision (a later submit
+    sends a new messageId, same transactionId); a message still waiting in the queue is
+    withdrawn. A plan whose message is on the wire right now cannot be edited.
+    """
+    unknown = set(changes) - set(PLAN_FIELDS)
+    if unknown:
+        raise TypeError(f"plan_update() got unknown fields: {sorted(unknown)}")
+    plan = Plan.objects.select_for_update().select_related("location").get(pk=plan.pk)
+    if plan.state not in EDITABLE_STATES:
+        raise PlanActionError(
+            "This plan is being sent to MINT right now. Wait a moment, then edit it."
+        )
+    for field, value in _normalise_target(dict(changes)).items():
+        setattr(plan, field, value)
+    from_state = plan.state
+    submitted = plan.submissions.filter(revision=plan.revision).exists()
+    if from_state in (PlanState.QUEUED, PlanState.RETRYING):
+        withdrawn = Submission.objects.filter(
+            plan=plan, state__in=[SubmissionState.QUEUED, SubmissionState.RETRYING]
+        ).update(state=SubmissionState.SUPERSEDED, finished_at=timezone.now())
+        if not withdrawn:
+            raise PlanActionError(
+                "This plan is being sent to MINT right now. Wait a moment, then edit it."
+            )
+    if submitted:
+        plan.revision += 1
+    plan.state = PlanState.DRAFT
+    plan.updated_by = user
+    _validate_plan(plan)
+    plan.save()
+    reason = f"Edited; now revision {plan.revision}." if submitted else "Edited."
+    if from_state in (PlanState.QUEUED, PlanState.RETRYING):
+        reason += " The message waiting to be sent was withdrawn."
+    _event(
+        plan=plan,
+        action=PlanEvent.Action.EDITED,
+        from_state=from_state,
+        to_state=PlanState.DRAFT,
+        user=user,
+        reason=reason,
+    ).save()
+    return plan
+
+
+@transaction.atomic
+def plan_duplicate(*, plan: Plan, user: AbstractBaseUser) -> Plan:
+    """A new draft with the same site, times and target (and a new transactionId)."""
+    return plan_create(
+        user=user,
+        reason=f"Copied from plan {plan.pk}.",
+        **{field: getattr(plan, field) for field in PLAN_FIELDS},
+    )
+
+
+def default_status_text(plan: Plan, user: AbstractBaseUser) -> str:
+    """The tracing text sent as ``status`` when the dispatcher wrote none (spec §3.2.5)."""
+    return f"mintportal plan {plan.pk} rev {plan.revision} by {user.get_username()}"
+
+
+def plan_payload(
+    *, plan: Plan, message_id: uuid.UUID, timestamp: datetime, status: str
+) -> dict[str, object]:
+    """The body of ``POST /plan/`` for ``plan`` as spec Table 1 names its fields."""
+    return build_plan_payload(
+        message_id=message_id,
+        location_id=plan.location.mint_location_id,
+        transaction_id=plan.transaction_id,
+        status=status,
+        timestamp=timestamp,
+        scheduled_start=plan.scheduled_start,
+        scheduled_end=plan.scheduled_end,
+        expected_range=plan.expected_range_km if plan.target_kind == "range" else None,
+        average_consumption=plan.average_consumption if plan.target_kind == "range" else None,
+        expected_charge=plan.expected_charge_kwh if plan.target_kind == "charge" else None,
+    )
+
+
+@transaction.atomic
+def plan_submit(*, plan: Plan, user: AbstractBaseUser) -> Submission:
+    """Queue the plan's current revision for delivery: state change and outbox row together."""
+    plan = Plan.objects.select_for_update().select_related("location").get(pk=plan.pk)
+    if plan.state != PlanState.DRAFT:
+        raise PlanActionError(
+            f"Only drafts can be submitted; this plan is {plan.get_state_display().lower()}."
+        )
+    _validate_plan(plan)
+    now = timezone.now()
+    message_id = uuid.uuid4()
+    submission = Submission.objects.create(
+        plan=plan,
+        revision=plan.revision,
+        message_id=message_id,
+        created_at=now,
+        created_by=user,
+        payload=plan_payload(
+            plan=plan,
+            message_id=message_id,
+            timestamp=now,
+            status=plan.status_note or default_status_text(plan, user),
+        ),
+        state=SubmissionState.QUEUED,
+        next_attempt_at=now,
+        next_trigger=Submission.Trigger.SCHEDULED,
+        deadline=now + timedelta(seconds=settings.MINT_DELIVERY_DEADLINE),
+    )
+    plan.state = PlanState.QUEUED
+    plan.updated_by = user
+    plan.save(update_fields=["state", "updated_by", "updated_at"])
+    _event(
+        plan=plan,
+        action=PlanEvent.Action.SUBMITTED,
+        from_state=PlanState.DRAFT,
+        to_state=PlanState.QUEUED,
+        user=user,
+        reason=f"Submitted revision {plan.revision} as message {message_id}.",
+        at=now,
+    ).save()
+    return submission
+
+
+def plans_submit(*, plans: list[Plan], user: AbstractBaseUser) -> tuple[int, list[str]]:
+    """Submit several drafts; each one on its own, so one bad plan does not hold back the rest.
+
+    Returns how many were queued and a plain message for each one that was not.
+    """
+    queued, problems = 0, []
+    for plan in plans:
+        try:
+            plan_submit(plan=plan, user=user)
+        except (PlanActionError, ValidationError) as exc:
+            text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            problems.append(f"Plan {plan.pk}: {text}")
+        else:
+            queued += 1
+    return queued, problems
+
+
+@transaction.atomic
+def plan_retry(*, plan: Plan, user: AbstractBaseUser) -> Submission:
+    """Send the plan's current message again now, with the same messageId (DESIGN: retries)."""
+    plan = Plan.objects.select_for_update().get(pk=plan.pk)
+    if plan.state not in RETRYABLE_STATES:
+        raise PlanActionError(
+            f"Only failed, rejected or retrying plans can be retried; this plan is "
+            f"{plan.get_state_display().lower()}."
+        )
+    submission = plan.submissions.filter(revision=plan.revision).first()
+    if submission is None:
+        raise PlanActionError("This plan has no message to retry; submit it instead.")
+    now = timezone.now()
+    updated = Submission.objects.filter(
+        pk=submission.pk,
+        state__in=[SubmissionState.FAILED, SubmissionState.REJECTED, SubmissionState.RETRYING],
+    ).update(
+        state=SubmissionState.QUEUED,
+        next_attempt_at=now,
+        next_trigger=Submission.Trigger.MANUAL,
+        deadline=now + timedelta(seconds=settings.MINT_DELIVERY_DEADLINE),
+        finished_at=None,
+    )
+    if not updated:
+        raise PlanActionError("This plan is being sent to MINT right now.")
+    from_state = plan.state
+    plan.state = PlanState.QUEUED
+    plan.updated_by = user
+    plan.save(update_fields=["state", "updated_by", "updated_at"])
+    _event(
+        plan=plan,
+        action=PlanEvent.Action.RETRIED,
+        from_state=from_state,
+        to_state=PlanState.QUEUED,
+        user=user,
+        reason=f"Retry now requested; message {submission.message_id} is sent again.",
+        at=now,
+    ).save()
+    submission.refresh_from_db()
+    return submission
+
+
+# --- delivery ----------------------------------------------------------------------------------
+
+
+def _due_q(now: datetime) -> Q:
+    return Q(
+        state__in=[SubmissionState.QUEUED, SubmissionState.RETRYING], next_attempt_at__lte=now
+    ) | Q(state=SubmissionState.SENDING, lease_expires_at__lt=now)
+
+
+@transaction.atomic
+def submissions_claim(*, worker: str, limit: int) -> list[Submission]:
+    """Claim up to ``limit`` due messages for ``worker`` under a lease.
+
+    Portable: the conditional UPDATE claims only rows that are still due, and we keep only the
+    rows that carry our lease afterwards. On PostgreSQL, ``SKIP LOCKED`` lets workers pick
+    disjoint rows instead of queueing behind each other; on SQLite the IMMEDIATE transaction
+    serialises claims. A message whose lease expired (its worker died) is due again and is
+    re-sent with the same messageId.
+    """
+    now = timezone.now()
+    candidates = Submission.objects.filter(_due_q(now)).order_by("next_attempt_at", "id")
+    if connection.features.has_select_for_update_skip_locked:
+        candidates = candidates.select_for_update(skip_locked=True)
+    rows = list(candidates.values_list("id", "state", "plan_id")[:limit])
+    if not rows:
+        return []
+    lease_owner = f"{worker}/{uuid.uuid4().hex[:12]}"
+    claimed = Submission.objects.filter(_due_q(now), id__in=[r[0] for r in rows]).update(
+        state=SubmissionState.SENDING,
+        lease_owner=lease_owner,
+        lease_expires_at=now + timedelta(seconds=settings.MINT_LEASE_SECONDS),
+    )
+    if claimed == 0:
+        return []
+    submissions = list(
+        Submission.objects.filter(lease_owner=lease_owner).select_related("plan").order_by("id")
+    )
+    previous = {sub_id: state for sub_id, state, _ in rows}
+    plans = {s.plan_id: s.plan for s in submissions}
+    Plan.objects.filter(pk__in=plans).update(state=PlanState.SENDING, updated_at=now)
+    events = []
+    for sub in submissions:
+        was = previous[sub.pk]
+        reason = (
+            "Taken over from a worker that stopped answering; sending the same message again."
+            if was == SubmissionState.SENDING
+            else "Picked up for sending."
+        )
+        events.append(
+            _event(
+                plan=sub.plan,
+                action=PlanEvent.Action.DELIVERY,
+                from_state=sub.plan.state,
+                to_state=PlanState.SENDING,
+                actor=worker,
+                reason=reason,
+                at=now,
+            )
+        )
+        sub.plan.state = PlanState.SENDING
+    PlanEvent.objects.bulk_create(events)
+    return submissions
+
+
+def _backoff_seconds(attempt_count: int) -> float:
+    """Full-jitter exponential backoff: uniform over [0, min(cap, base × 2^(n-1))]."""
+    ceiling = min(settings.MINT_RETRY_CAP, settings.MINT_RETRY_BASE * 2 ** (attempt_count - 1))
+    return random.uniform(0, ceiling)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    attempt: DeliveryAttempt
+    state: str
+    lease_lost: bool
+
+
+@transaction.atomic
+def submission_record_outcome(
+    *,
+    submission: Submission,
+    outcome: Outcome,
+    started_at: datetime,
+    worker: str,
+) -> DeliveryResult:
+    """Record one HTTP attempt and move the message and its plan to the state it leads to."""
+    now = timezone.now()
+    sub = Submission.objects.select_related("plan").get(pk=submission.pk)
+    plan = sub.plan
+    attempt = DeliveryAttempt(
+        submission=sub,
+        started_at=started_at,
+        trigger=submission.next_trigger,
+        worker=worker,
+        duration_ms=outcome.duration_ms,
+        http_status=outcome.http_status,
+        outcome=outcome.kind,
+        mint_messages=list(getattr(outcome, "messages", [])),
+        error=getattr(outcome, "error", "") or "",
+        request_body=outcome.body_sent,
+    )
+    # Another worker took the message over after our lease ran out: the attempt happened and is
+    # kept, but the message's state now belongs to the new owner.
+    if sub.lease_owner != submission.lease_owner or sub.state != SubmissionState.SENDING:
+        attempt.save()
+        return DeliveryResult(attempt=attempt, state=sub.state, lease_lost=True)
+
+    sub.attempt_count += 1
+    sub.lease_owner = ""
+    sub.lease_expires_at = None
+    sub.next_trigger = Submission.Trigger.SCHEDULED
+    ms = f"{outcome.duration_ms} ms"
+    if outcome.kind == "accepted":
+        sub.state, sub.finished_at, sub.next_attempt_at = SubmissionState.ACCEPTED, now, None
+        sub.last_error, sub.mint_messages = "", []
+        reason = f"MINT accepted message {sub.message_id} (HTTP 200, {ms})."
+    elif outcome.kind == "rejected":
+        sub.state, sub.finished_at, sub.next_attempt_at = SubmissionState.REJECTED, now, None
+        sub.mint_messages = attempt.mint_messages
+        sub.last_error = ""
+        reason = "MINT rejected the plan: " + " ".join(attempt.mint_messages)
+    else:
+        delay = _backoff_seconds(sub.attempt_count)
+        retry_after = getattr(outcome, "retry_after", None)
+        if retry_after:
+            delay = max(delay, float(retry_after))
+        next_at = now + timedelta(seconds=delay)
+        sub.last_error = attempt.error
+        if next_at > sub.deadline:
+            sub.state, sub.finished_at, sub.next_attempt_at = SubmissionState.FAILED, now, None
+            reason = (
+                f"Gave up after {sub.attempt_count} attempts: the delivery deadline "
+                f"{timezone.localtime(sub.deadline):%Y-%m-%d %H:%M %Z} has passed. "
+                f"Last error: {attempt.error}"
+            )
+        else:
+            sub.state, sub.next_attempt_at = SubmissionState.RETRYING, next_at
+            attempt.next_attempt_at = next_at
+            reason = f"{attempt.error} Next attempt in {delay:.0f} s."
+    attempt.save()
+    sub.save()
+    plan_state = PlanState(sub.state)
+    PlanEvent.objects.create(
+        plan=plan,
+        at=now,
+        action=PlanEvent.Action.DELIVERY,
+        from_state=plan.state,
+        to_state=plan_state,
+        revision=sub.revision,
+        actor=worker,
+        reason=reason,
+    )
+    Plan.objects.filter(pk=plan.pk).update(state=plan_state, updated_at=now)
+    logger.info(
+        "delivery attempt",
+        extra={
+            "plan_id": plan.pk,
+            "message_id": str(sub.message_id),
+            "outcome": outcome.kind,
+            "http_status": outcome.http_status,
+            "latency_ms": outcome.duration_ms,
+            "state": sub.state,
+        },
+    )
+    return DeliveryResult(attempt=attempt, state=sub.state, lease_lost=False)
+
+
+def submission_deliver(*, submission: Submission, client, worker: str) -> DeliveryResult:
+    """Send one claimed message to MINT and record what happened. Never raises for MINT's sake."""
+    from plans.mint.payload import encode_body
+
+    started_at = timezone.now()
+    outcome = client.send_plan(encode_body(submission.payload))
+    return submission_record_outcome(
+        submission=submission, outcome=outcome, started_at=started_at, worker=worker
+    )
+
+
+@transaction.atomic
+def submissions_release(*, submissions: list[Submission], worker: str, reason: str) -> int:
+    """Hand claimed but unsent messages back to the queue (on shutdown, or when MINT is down)."""
+    now = timezone.now()
+    released = 0
+    for sub in submissions:
+        back = SubmissionState.RETRYING if sub.attempt_count else SubmissionState.QUEUED
+        count = Submission.objects.filter(
+            pk=sub.pk, lease_owner=sub.lease_owner, state=SubmissionState.SENDING
+        ).update(state=back, lease_owner="", lease_expires_at=None, next_attempt_at=now)
+        if count:
+            released += 1
+            plan = sub.plan
+            Plan.objects.filter(pk=plan.pk).update(state=back, updated_at=now)
+            _event(
+                plan=plan,
+                action=PlanEvent.Action.DELIVERY,
+                from_state=PlanState.SENDING,
+                to_state=PlanState(back),
+                actor=worker,
+                reason=reason,
+                at=now,
+            ).save()
+    return released
+
+
+# --- the shared MINT token ---------------------------------------------------------------------
+
+
+class DatabaseTokenStore:
+    """MINT's access token in one database row, shared by every worker on every machine.
+
+    The refresh runs inside a transaction that holds the row's lock (``SELECT … FOR UPDATE``
+    on PostgreSQL, the database write lock on SQLite), so when many deliveries need a new token
+    at once, exactly one process asks MINT and the others read what it stored.
+    """
+
+    def __init__(self) -> None:
+        self._cached: Token | None = None
+
+    def current(self) -> Token | None:
+        if self._cached and self._cached.expires_at > timezone.now():
+            return self._cached
+        row = MintToken.objects.filter(pk=1).first()
+        if row and row.access_token and row.expires_at:
+            self._cached = Token(access_token=row.access_token, expires_at=row.expires_at)
+        return self._cached
+
+    def refresh(self, fetch, stale: Token | None) -> Token:
+        with transaction.atomic():
+            row, _ = MintToken.objects.select_for_update().get_or_create(pk=1)
+            stale_value = stale.access_token if stale else None
+            if (
+                row.access_token
+                and row.access_token != stale_value
+                and row.expires_at
+                and row.expires_at > timezone.now() + timedelta(seconds=60)
+            ):
+                token = Token(access_token=row.access_token, expires_at=row.expires_at)
+            else:
+                token = fetch()
+                row.access_token = token.access_token
+                row.expires_at = token.expires_at
+                row.fetched_at = timezone.now()
+                row.save()
+        self._cached = token
+        return token
+
+
+def mint_client():
+    """The MINT client as configured, with the database-backed shared token."""
+    from plans.mint.client import MintClient
+
+    return MintClient(
+        settings.MINT_API_URL,
+        settings.MINT_CLIENT_ID,
+        settings.MINT_CLIENT_SECRET,
+        token_store=DatabaseTokenStore(),
+        connect_timeout=settings.MINT_CONNECT_TIMEOUT,
+        read_timeout=settings.MINT_READ_TIMEOUT,
+    )
+
+
+# --- worker bookkeeping ------------------------------------------------------------------------
+
+
+def heartbeat_beat(
+    *, name: str, hostname: str, pid: int, started_at: datetime, stopping: bool = False
+) -> None:
+    now = timezone.now()
+    WorkerHeartbeat.objects.update_or_create(
+        name=name,
+        defaults={
+            "hostname": hostname,
+            "pid": pid,
+            "started_at": started_at,
+            "seen_at": now,
+            "stopped_at": now if stopping else None,
+        },
+    )
+
+
+def health_record(*, result: HealthResult) -> HealthCheck:
+    if result.up:
+        verdict = HealthCheck.Result.UP
+    elif result.http_status is not None:
+        verdict = HealthCheck.Result.DOWN
+    else:
+        verdict = HealthCheck.Result.ERROR
+    return HealthCheck.objects.create(
+        checked_at=timezone.now(),
+        result=verdict,
+        http_status=result.http_status,
+        latency_ms=result.latency_ms,
+        error=result.error,
+    )
