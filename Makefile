@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# Tests marked `postgres` run against this server (PostgreSQL 15 on loopback here and in CI).
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
 .PHONY: run test lint format bench clean
 
@@ -22,7 +24,8 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m "not postgres"
+	DATABASE_URL=$(TEST_POSTGRES_URL) $(VENV)/bin/pytest -m postgres
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,162 @@
+"""Real ``mint_worker`` processes sharing one queue: crashes, takeovers, SIGTERM, PostgreSQL.
+
+The workers are separate OS processes that reach the test database through ``DATABASE_URL`` and
+the in-process sandbox over HTTP, exactly as in production.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from plans import services
+from plans.models import PlanEvent, PlanState, Submission
+from tests.factories import make_plan
+
+MANAGE = str(Path(__file__).resolve().parent.parent / "manage.py")
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def start_worker(sandbox, name: str, **env_extra) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "MINT_API_URL": sandbox.url,
+        "MINT_CLIENT_ID": "test-client",
+        "MINT_CLIENT_SECRET": "test-secret-value",
+        "MINT_WORKER_IDLE_SLEEP": "0.1",
+        **env_extra,
+    }
+    return subprocess.Popen(
+        [sys.executable, MANAGE, "mint_worker", "--name", name],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_for(predicate, *, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop(process: subprocess.Popen) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=20)
+
+
+def queue_plans(user, count: int) -> list:
+    plans = [make_plan(user=user) for _ in range(count)]
+    for plan in plans:
+        services.plan_submit(plan=plan, user=user)
+    return plans
+
+
+def accepted_count() -> int:
+    return Submission.objects.filter(state="accepted").count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_workers_claims_are_taken_over_with_the_same_message_ids(
+    mint_sandbox, dispatcher
+):
+    plans = queue_plans(dispatcher, 60)
+    mint_sandbox.set_behaviour(latency_ms=40)
+    first = start_worker(mint_sandbox, "doomed", MINT_LEASE_SECONDS="2", MINT_WORKER_BATCH="20")
+    try:
+        wait_for(lambda: len(mint_sandbox.accepted) >= 10, seconds=30, what="first deliveries")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    stranded = Submission.objects.filter(state="sending").count()
+    assert stranded > 0, "the kill should leave claimed messages behind"
+
+    second = start_worker(mint_sandbox, "rescuer", MINT_LEASE_SECONDS="2")
+    try:
+        wait_for(lambda: accepted_count() == 60, seconds=60, what="all 60 accepted")
+    finally:
+        assert stop(second) == 0
+
+    for plan in plans:
+        plan.refresh_from_db()
+    assert {plan.state for plan in plans} == {PlanState.ACCEPTED}
+    taken_over = PlanEvent.objects.filter(reason__startswith="Taken over").count()
+    assert taken_over >= stranded
+    ids_by_transaction = defaultdict(set)
+    for entry in mint_sandbox.log:
+        if entry["endpoint"] == "plan" and entry["status"] == 200:
+            body = next(b for b in mint_sandbox.accepted if b["messageId"] == entry["messageId"])
+            ids_by_transaction[body["transactionId"]].add(entry["messageId"])
+    assert len(ids_by_transaction) == 60
+    assert all(len(ids) == 1 for ids in ids_by_transaction.values())
+    expected = {str(s.message_id) for s in Submission.objects.all()}
+    assert set(mint_sandbox.plan_message_ids()) == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_finishes_the_current_send_and_hands_the_rest_back(mint_sandbox, dispatcher):
+    queue_plans(dispatcher, 5)
+    mint_sandbox.set_behaviour(plan_hang=1.5, plan_hang_count=1)
+    worker = start_worker(mint_sandbox, "graceful", MINT_WORKER_BATCH="5")
+    try:
+        wait_for(
+            lambda: any(e["endpoint"] == "plan" for e in mint_sandbox.log)
+            or Submission.objects.filter(state="sending").exists(),
+            seconds=20,
+            what="the first send to start",
+        )
+        time.sleep(0.3)  # the first request is now hanging inside the sandbox
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=20)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+    assert code == 0
+    states = sorted(Submission.objects.values_list("state", flat=True))
+    assert states == ["accepted", "queued", "queued", "queued", "queued"]
+    assert PlanEvent.objects.filter(reason__startswith="Handed back").count() == 4
+    assert len(mint_sandbox.accepted) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_on_postgres_deliver_each_message_exactly_once(mint_sandbox, dispatcher):
+    assert connection.vendor == "postgresql", "run with DATABASE_URL=postgres://…"
+    queue_plans(dispatcher, 200)
+    workers = [
+        start_worker(mint_sandbox, f"pg-{n}", MINT_WORKER_BATCH="10") for n in range(2)
+    ]
+    try:
+        wait_for(lambda: accepted_count() == 200, seconds=120, what="all 200 accepted")
+    finally:
+        codes = [stop(w) for w in workers]
+    assert codes == [0, 0]
+
+    sent = mint_sandbox.plan_message_ids()
+    assert len(sent) == 200
+    assert len(set(sent)) == 200
+    workers_used = set(
+        PlanEvent.objects.filter(to_state="accepted").values_list("actor", flat=True)
+    )
+    assert workers_used == {"pg-0", "pg-1"}, "both workers should have shared the queue"
+    assert mint_sandbox.token_requests == 1
