@@ -89,6 +89,23 @@ def _event(
     )
 
 
+def _record(*events: PlanEvent) -> None:
+    """Append history rows and log each as one structured line (never anything secret)."""
+    PlanEvent.objects.bulk_create(events)
+    for event in events:
+        logger.info(
+            "plan state change",
+            extra={
+                "plan_id": event.plan_id,
+                "revision": event.revision,
+                "action": event.action,
+                "from_state": event.from_state,
+                "to_state": event.to_state,
+                "actor": event.actor,
+            },
+        )
+
+
 def _normalise_target(values: dict) -> dict:
     """Clear the fields of the target that was not chosen, so the XOR rule holds by construction."""
     if values.get("target_kind") == "range":
@@ -152,14 +169,16 @@ def plan_create(
     )
     _validate_plan(plan)
     plan.save()
-    _event(
-        plan=plan,
-        action=PlanEvent.Action.CREATED,
-        from_state="",
-        to_state=PlanState.DRAFT,
-        user=user,
-        reason=reason or "Created as a draft.",
-    ).save()
+    _record(
+        _event(
+            plan=plan,
+            action=PlanEvent.Action.CREATED,
+            from_state="",
+            to_state=PlanState.DRAFT,
+            user=user,
+            reason=reason or "Created as a draft.",
+        )
+    )
     return plan
 
 
@@ -200,14 +219,16 @@ def plan_update(*, plan: Plan, user: AbstractBaseUser, **changes) -> Plan:
     reason = f"Edited; now revision {plan.revision}." if submitted else "Edited."
     if from_state in (PlanState.QUEUED, PlanState.RETRYING):
         reason += " The message waiting to be sent was withdrawn."
-    _event(
-        plan=plan,
-        action=PlanEvent.Action.EDITED,
-        from_state=from_state,
-        to_state=PlanState.DRAFT,
-        user=user,
-        reason=reason,
-    ).save()
+    _record(
+        _event(
+            plan=plan,
+            action=PlanEvent.Action.EDITED,
+            from_state=from_state,
+            to_state=PlanState.DRAFT,
+            user=user,
+            reason=reason,
+        )
+    )
     return plan
 
 
@@ -275,15 +296,17 @@ def plan_submit(*, plan: Plan, user: AbstractBaseUser) -> Submission:
     plan.state = PlanState.QUEUED
     plan.updated_by = user
     plan.save(update_fields=["state", "updated_by", "updated_at"])
-    _event(
-        plan=plan,
-        action=PlanEvent.Action.SUBMITTED,
-        from_state=PlanState.DRAFT,
-        to_state=PlanState.QUEUED,
-        user=user,
-        reason=f"Submitted revision {plan.revision} as message {message_id}.",
-        at=now,
-    ).save()
+    _record(
+        _event(
+            plan=plan,
+            action=PlanEvent.Action.SUBMITTED,
+            from_state=PlanState.DRAFT,
+            to_state=PlanState.QUEUED,
+            user=user,
+            reason=f"Submitted revision {plan.revision} as message {message_id}.",
+            at=now,
+        )
+    )
     return submission
 
 
@@ -333,15 +356,17 @@ def plan_retry(*, plan: Plan, user: AbstractBaseUser) -> Submission:
     plan.state = PlanState.QUEUED
     plan.updated_by = user
     plan.save(update_fields=["state", "updated_by", "updated_at"])
-    _event(
-        plan=plan,
-        action=PlanEvent.Action.RETRIED,
-        from_state=from_state,
-        to_state=PlanState.QUEUED,
-        user=user,
-        reason=f"Retry now requested; message {submission.message_id} is sent again.",
-        at=now,
-    ).save()
+    _record(
+        _event(
+            plan=plan,
+            action=PlanEvent.Action.RETRIED,
+            from_state=from_state,
+            to_state=PlanState.QUEUED,
+            user=user,
+            reason=f"Retry now requested; message {submission.message_id} is sent again.",
+            at=now,
+        )
+    )
     submission.refresh_from_db()
     return submission
 
@@ -406,7 +431,7 @@ def submissions_claim(*, worker: str, limit: int) -> list[Submission]:
             )
         )
         sub.plan.state = PlanState.SENDING
-    PlanEvent.objects.bulk_create(events)
+    _record(*events)
     return submissions
 
 
@@ -488,15 +513,17 @@ def submission_record_outcome(
     attempt.save()
     sub.save()
     plan_state = PlanState(sub.state)
-    PlanEvent.objects.create(
-        plan=plan,
-        at=now,
-        action=PlanEvent.Action.DELIVERY,
-        from_state=plan.state,
-        to_state=plan_state,
-        revision=sub.revision,
-        actor=worker,
-        reason=reason,
+    _record(
+        PlanEvent(
+            plan=plan,
+            at=now,
+            action=PlanEvent.Action.DELIVERY,
+            from_state=plan.state,
+            to_state=plan_state,
+            revision=sub.revision,
+            actor=worker,
+            reason=reason,
+        )
     )
     Plan.objects.filter(pk=plan.pk).update(state=plan_state, updated_at=now)
     logger.info(
@@ -538,15 +565,17 @@ def submissions_release(*, submissions: list[Submission], worker: str, reason: s
             released += 1
             plan = sub.plan
             Plan.objects.filter(pk=plan.pk).update(state=back, updated_at=now)
-            _event(
-                plan=plan,
-                action=PlanEvent.Action.DELIVERY,
-                from_state=PlanState.SENDING,
-                to_state=PlanState(back),
-                actor=worker,
-                reason=reason,
-                at=now,
-            ).save()
+            _record(
+                _event(
+                    plan=plan,
+                    action=PlanEvent.Action.DELIVERY,
+                    from_state=PlanState.SENDING,
+                    to_state=PlanState(back),
+                    actor=worker,
+                    reason=reason,
+                    at=now,
+                )
+            )
     return released
 
 

@@ -6,6 +6,7 @@ instead of silently picking one.
 """
 
 from datetime import UTC, datetime
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 
@@ -23,14 +24,10 @@ def is_valid_zone(name: str) -> bool:
     return True
 
 
-_ZONES: frozenset[str] | None = None
-
-
+@cache
 def _zone_names() -> frozenset[str]:
-    global _ZONES  # noqa: PLW0603 - computed once; the tz database does not change while running
-    if _ZONES is None:
-        _ZONES = frozenset(available_timezones())
-    return _ZONES
+    """Read once: the tz database does not change while the portal runs."""
+    return frozenset(available_timezones())
 
 
 def zone_choices() -> list[tuple[str, str]]:

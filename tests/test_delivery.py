@@ -27,7 +27,7 @@ def run_worker_until_settled(plans, *, seconds: float = 15.0) -> None:
     """Run the real worker command until every plan reached a final state (or time runs out)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        call_command("mint_worker", "--once", "--name", "test-worker", stdout=_Null(), stderr=_Null())
+        call_command("mint_worker", "--once", "--name", "w", stdout=_Null(), stderr=_Null())
         for plan in plans:
             plan.refresh_from_db()
         if all(plan.is_final for plan in plans):

@@ -30,10 +30,12 @@ class Command(BaseCommand):
         env = os.environ.copy()
         commands: list[tuple[str, list[str]]] = []
         if not env.get("MINT_API_URL"):
-            port = settings.MINT_SANDBOX_PORT
-            env["MINT_API_URL"] = f"http://127.0.0.1:{port}/api/v2.0"
-            commands.append(("sandbox", [sys.executable, MANAGE, "mint_sandbox", "--port", str(port)]))
-        commands.append(("worker", [sys.executable, MANAGE, "mint_worker", "--name", "local-worker"]))
+            # settings.py already points an unconfigured DEBUG portal at this sandbox.
+            env["MINT_API_URL"] = settings.MINT_API_URL
+            port = str(settings.MINT_SANDBOX_PORT)
+            commands.append(("sandbox", [sys.executable, MANAGE, "mint_sandbox", "--port", port]))
+        worker = [sys.executable, MANAGE, "mint_worker", "--name", "local-worker"]
+        commands.append(("worker", worker))
         address = f"{options['host']}:{options['port']}"
         if settings.DEBUG:
             web = [sys.executable, MANAGE, "runserver", "--noreload", address]
