@@ -1,0 +1,458 @@
+"""HTTP client for the MINT Planning API v2.0.
+
+One ``requests.Session`` per client, a ``(connect, read)`` timeout on every call, and every
+exchange reduced to an :mod:`plans.mint.outcomes` value so the worker never handles raw HTTP.
+The client secret and access tokens never leave this module in a log line, exception text, repr
+or outcome: attempt rows are shown to dispatchers and logs are shipped to third parties.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+
+import requests
+
+from plans.mint.outcomes import (
+    Accepted,
+    HealthResult,
+    Outcome,
+    Rejected,
+    Unauthorized,
+    Unavailable,
+)
+
+logger = logging.getLogger("plans.mint")
+
+USER_AGENT = "mintportal/0.1"
+BODY_EXCERPT_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Token:
+    """An access token and when it stops working, on *our* clock."""
+
+    access_token: str = field(repr=False)
+    expires_at: datetime
+
+    def is_valid(self, *, margin: float = 0.0, now: datetime | None = None) -> bool:
+        """True while the token still has more than ``margin`` seconds to live."""
+        now = now or datetime.now(UTC)
+        return self.expires_at - now > timedelta(seconds=margin)
+
+
+class TokenStore(Protocol):
+    """Where tokens are shared, so N workers fetch one token rather than N.
+
+    ``refresh`` contract: under a lock (cross-process in the DB-backed store) re-read the stored
+    token; if a valid one different from ``stale`` is there now, someone else already refreshed,
+    so return it without fetching; otherwise call ``fetch()``, store the result and return it.
+    """
+
+    def current(self) -> Token | None: ...
+
+    def refresh(self, fetch: Callable[[], Token], stale: Token | None) -> Token: ...
+
+
+class MemoryTokenStore:
+    """In-process token store for tests, benchmarks and single-process tools."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._token: Token | None = None
+
+    def current(self) -> Token | None:
+        return self._token
+
+    def refresh(self, fetch: Callable[[], Token], stale: Token | None) -> Token:
+        with self._lock:
+            token = self._token
+            if token is not None and token != stale and token.is_valid():
+                return token
+            token = fetch()
+            self._token = token
+            return token
+
+    def __repr__(self) -> str:
+        return "MemoryTokenStore()"
+
+
+class CredentialsRefused(Exception):
+    """The token endpoint answered 401: the client ID/secret pair is wrong or revoked."""
+
+
+class TokenUnavailable(Exception):
+    """No token could be obtained for a reason worth retrying (network, 5xx, garbage)."""
+
+    def __init__(self, error: str, http_status: int | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.http_status = http_status
+
+
+def _excerpt(text: str) -> str:
+    text = text.strip()
+    if len(text) > BODY_EXCERPT_CHARS:
+        return text[:BODY_EXCERPT_CHARS] + "…"
+    return text
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Parse Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    raw = response.headers.get("Retry-After")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _parse_expiration(raw: object) -> datetime:
+    """Accept the spec's ``...Z`` form, plus fractional seconds and explicit offsets."""
+    if not isinstance(raw, str):
+        raise ValueError("expiration is not a string")
+    value = datetime.fromisoformat(raw.strip())
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _validation_messages(response: requests.Response) -> list[str] | None:
+    """Return MINT's messages if the body is the spec 3.2.3 list, else None."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    if not isinstance(data, list) or not data:
+        return None
+    messages = []
+    for item in data:
+        if not isinstance(item, dict) or not isinstance(item.get("message"), str):
+            return None
+        messages.append(item["message"])
+    return messages
+
+
+class MintClient:
+    """Talks to one MINT environment with one set of credentials."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        token_store: TokenStore,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
+        refresh_margin: float = 60.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.token_store = token_store
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.refresh_margin = refresh_margin
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+
+    def __repr__(self) -> str:
+        return f"MintClient(base_url={self.base_url!r}, client_id={self.client_id!r})"
+
+    @property
+    def _timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+    def close(self) -> None:
+        """Release pooled connections (the worker calls this on shutdown)."""
+        self.session.close()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        """Remove the secret from any text that might echo it back (belt and braces)."""
+        if self._client_secret:
+            text = text.replace(self._client_secret, "[redacted]")
+        return text
+
+    def _describe_exception(self, exc: requests.RequestException) -> str:
+        """Plain-English text for a failed exchange, without URLs' or headers' details."""
+        if isinstance(exc, requests.ConnectTimeout):
+            return (
+                f"Could not connect to MINT within {_seconds(self.connect_timeout)} "
+                "(connect timeout)"
+            )
+        if isinstance(exc, requests.ReadTimeout):
+            return f"MINT did not answer within {_seconds(self.read_timeout)} (read timeout)"
+        if isinstance(exc, requests.exceptions.SSLError):
+            return "Could not connect to MINT: TLS handshake failed"
+        if isinstance(exc, requests.ConnectionError):
+            return f"Could not connect to MINT: {self._connection_reason(exc)}"
+        return f"Request to MINT failed: {type(exc).__name__}"
+
+    @staticmethod
+    def _connection_reason(exc: BaseException) -> str:
+        seen: set[int] = set()
+        stack: list[BaseException | None] = [exc]
+        text = ""
+        while stack:
+            current = stack.pop()
+            if current is None or id(current) in seen:
+                continue
+            seen.add(id(current))
+            if isinstance(current, ConnectionRefusedError):
+                return "connection refused"
+            if isinstance(current, ConnectionResetError):
+                return "connection reset"
+            text += f" {current}"
+            stack.extend([current.__cause__, current.__context__])
+            stack.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
+            reason = getattr(current, "reason", None)
+            if isinstance(reason, BaseException):
+                stack.append(reason)
+        lowered = text.lower()
+        if "connection refused" in lowered:
+            return "connection refused"
+        if "name or service not known" in lowered or "nodename nor servname" in lowered:
+            return "host name could not be resolved"
+        if "failed to resolve" in lowered or "getaddrinfo" in lowered:
+            return "host name could not be resolved"
+        if "remotedisconnected" in lowered or "without response" in lowered:
+            return "MINT closed the connection without answering"
+        if "connection reset" in lowered:
+            return "connection reset"
+        return "network error"
+
+    def _describe_status(self, response: requests.Response) -> str:
+        """Text for a status we cannot act on, including a short excerpt of what came back."""
+        status = f"{response.status_code} {response.reason or ''}".strip()
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        body = _excerpt(self._scrub(response.text or ""))
+        if not body:
+            return f"MINT answered {status} with an empty body"
+        if content_type and "json" not in content_type:
+            return (
+                f"MINT answered {response.status_code} with a non-JSON body ({content_type}): "
+                f"{body}"
+            )
+        return f"MINT answered {status}: {body}"
+
+    def _log(self, method: str, path: str, status: int | str, started: float) -> None:
+        logger.debug("MINT %s %s -> %s in %d ms", method, path, status, _elapsed_ms(started))
+
+    # --- token -------------------------------------------------------------------------------
+
+    def _fetch_token(self) -> Token:
+        """Ask MINT for a new access token; raise rather than return an outcome."""
+        started = time.monotonic()
+        try:
+            # Spec 3.2.2 Security: "POST /auth/token" with body {"clientId", "clientSecret"};
+            # "200 OK" {"accessToken", "expiration"}; "401 Unauthorized <empty response>".
+            response = self.session.post(
+                f"{self.base_url}/auth/token",
+                json={"clientId": self.client_id, "clientSecret": self._client_secret},
+                timeout=self._timeout,
+            )
+        except requests.RequestException as exc:
+            self._log("POST", "/auth/token", type(exc).__name__, started)
+            raise TokenUnavailable(
+                f"Token request failed: {self._describe_exception(exc)}"
+            ) from None
+        self._log("POST", "/auth/token", response.status_code, started)
+
+        if response.status_code == 401:
+            raise CredentialsRefused("MINT refused the client ID and secret (401 on /auth/token)")
+        if response.status_code != 200:
+            raise TokenUnavailable(
+                f"Token request failed: {self._describe_status(response)}",
+                http_status=response.status_code,
+            )
+        try:
+            data = response.json()
+            access_token = data["accessToken"]
+            expiration = _parse_expiration(data["expiration"])
+            if not isinstance(access_token, str) or not access_token:
+                raise ValueError("empty accessToken")
+        except (ValueError, KeyError, TypeError):
+            # The body may hold a token, so it is deliberately not quoted.
+            raise TokenUnavailable(
+                "Token request failed: MINT answered 200 without a usable accessToken/expiration",
+                http_status=200,
+            ) from None
+        return Token(access_token=access_token, expires_at=self._local_expiry(response, expiration))
+
+    @staticmethod
+    def _local_expiry(response: requests.Response, expiration: datetime) -> datetime:
+        """Translate MINT's expiration onto our clock using its Date header, if it sent one.
+
+        A skewed local clock would otherwise make every token look expired (a fetch per send)
+        or valid for too long (a 401 per send).
+        """
+        now = datetime.now(UTC)
+        try:
+            server_now = parsedate_to_datetime(response.headers["Date"])
+        except (KeyError, TypeError, ValueError):
+            return expiration
+        if server_now.tzinfo is None:
+            server_now = server_now.replace(tzinfo=UTC)
+        return now + (expiration - server_now)
+
+    def _token(self) -> Token:
+        """A token with at least ``refresh_margin`` seconds left, refreshed via the store."""
+        token = self.token_store.current()
+        if token is not None and token.is_valid(margin=self.refresh_margin):
+            return token
+        return self.token_store.refresh(self._fetch_token, token)
+
+    # --- endpoints ---------------------------------------------------------------------------
+
+    def health(self) -> HealthResult:
+        """Probe MINT's health endpoint for the operator dashboard."""
+        started = time.monotonic()
+        headers = {}
+        token = self.token_store.current()
+        if token is not None and token.is_valid():
+            # Spec 3.2.2 says every endpoint wants a token; send one if we already hold it,
+            # but never fetch one just to probe health.
+            headers["Authorization"] = f"Bearer {token.access_token}"
+        try:
+            # Spec 3.2.4 Health: "GET /health/" -> "200 OK" or "503 Service Unavailable".
+            response = self.session.get(
+                f"{self.base_url}/health/", headers=headers, timeout=self._timeout
+            )
+        except requests.RequestException as exc:
+            self._log("GET", "/health/", type(exc).__name__, started)
+            return HealthResult(
+                up=False,
+                http_status=None,
+                latency_ms=_elapsed_ms(started),
+                error=self._describe_exception(exc),
+            )
+        self._log("GET", "/health/", response.status_code, started)
+        up = response.status_code == 200
+        return HealthResult(
+            up=up,
+            http_status=response.status_code,
+            latency_ms=_elapsed_ms(started),
+            error="" if up else self._describe_status(response),
+        )
+
+    def send_plan(self, body: str) -> Outcome:
+        """Deliver one encoded plan body and say what happened; never raises for HTTP trouble."""
+        started = time.monotonic()
+        try:
+            token = self._token()
+        except CredentialsRefused:
+            return Unauthorized(http_status=401, duration_ms=_elapsed_ms(started), body_sent=body)
+        except TokenUnavailable as exc:
+            return Unavailable(
+                http_status=exc.http_status,
+                duration_ms=_elapsed_ms(started),
+                body_sent=body,
+                error=exc.error,
+            )
+
+        result = self._post_plan(token, body, started)
+        if not (isinstance(result, requests.Response) and result.status_code == 401):
+            return self._outcome(result, body, started)
+
+        # A 401 with a token we believed valid: MINT revoked or expired it early. Refresh once
+        # (the store hands back a newer token if another worker already refreshed) and resend.
+        try:
+            token = self.token_store.refresh(self._fetch_token, token)
+        except CredentialsRefused:
+            return Unauthorized(http_status=401, duration_ms=_elapsed_ms(started), body_sent=body)
+        except TokenUnavailable as exc:
+            return Unavailable(
+                http_status=exc.http_status,
+                duration_ms=_elapsed_ms(started),
+                body_sent=body,
+                error=exc.error,
+            )
+        return self._outcome(self._post_plan(token, body, started), body, started)
+
+    def _post_plan(
+        self, token: Token, body: str, started: float
+    ) -> requests.Response | Unavailable:
+        try:
+            # Spec 4.1 Plan: "POST /plan/", header "Authorization: Bearer <YOUR ACCESS TOKEN>",
+            # JSON body per Table 1; "200 OK", "400 Bad Request" (3.2.3), "401 Unauthorized".
+            response = self.session.post(
+                f"{self.base_url}/plan/",
+                data=body.encode("utf-8"),
+                headers={
+                    "Authorization": f"Bearer {token.access_token}",
+                    "Content-Type": "application/json",
+                },
+                timeout=self._timeout,
+            )
+        except requests.RequestException as exc:
+            self._log("POST", "/plan/", type(exc).__name__, started)
+            return Unavailable(
+                http_status=None,
+                duration_ms=_elapsed_ms(started),
+                body_sent=body,
+                error=self._describe_exception(exc),
+            )
+        self._log("POST", "/plan/", response.status_code, started)
+        return response
+
+    def _outcome(
+        self, result: requests.Response | Unavailable, body: str, started: float
+    ) -> Outcome:
+        """Map a plan response onto the outcome hierarchy (see outcomes.py for the rules)."""
+        if isinstance(result, Unavailable):
+            return result
+        status = result.status_code
+        duration_ms = _elapsed_ms(started)
+        if 200 <= status < 300:
+            return Accepted(http_status=status, duration_ms=duration_ms, body_sent=body)
+        if status == 401:
+            return Unauthorized(http_status=status, duration_ms=duration_ms, body_sent=body)
+        if status == 400:
+            messages = _validation_messages(result)
+            if messages is not None:
+                return Rejected(
+                    http_status=status,
+                    duration_ms=duration_ms,
+                    body_sent=body,
+                    messages=[self._scrub(m) for m in messages],
+                )
+            error = (
+                "MINT answered 400 without the validation list of spec 3.2.3; "
+                + self._describe_status(result)
+            )
+        else:
+            error = self._describe_status(result)
+        return Unavailable(
+            http_status=status,
+            duration_ms=duration_ms,
+            body_sent=body,
+            error=error,
+            retry_after=_retry_after(result) if status in (429, 503) else None,
+        )
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
