@@ -1,0 +1,128 @@
+"""The services hold the rules even when no form stands in front of them."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from plans import services
+from plans.models import Plan, PlanEvent, PlanState
+from plans.timezones import LocalTimeError, local_to_utc
+from tests.factories import make_location, make_plan
+
+
+@pytest.mark.django_db
+def test_it_clears_the_other_target_when_the_kind_is_chosen(dispatcher):
+    plan = make_plan(user=dispatcher, kind="charge", expected_range_km=200)
+    assert (plan.expected_range_km, plan.expected_charge_kwh) == (None, 60)
+    assert plan.average_consumption is None
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_window_that_has_already_ended(dispatcher):
+    now = timezone.now()
+    with pytest.raises(ValidationError) as excinfo:
+        make_plan(
+            user=dispatcher,
+            scheduled_start=now - timedelta(hours=3),
+            scheduled_end=now - timedelta(minutes=1),
+        )
+    assert "scheduled_end" in excinfo.value.message_dict
+    assert Plan.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_it_accepts_a_start_in_the_past_when_the_window_is_still_open(dispatcher):
+    now = timezone.now()
+    plan = make_plan(
+        user=dispatcher,
+        scheduled_start=now - timedelta(hours=1),
+        scheduled_end=now + timedelta(hours=1),
+    )
+    assert plan.pk
+
+
+@pytest.mark.django_db
+def test_it_refuses_plans_for_an_inactive_site(dispatcher):
+    site = make_location("OLD-1", "Old yard", is_active=False)
+    with pytest.raises(ValidationError) as excinfo:
+        make_plan(user=dispatcher, location=site)
+    assert "location" in excinfo.value.message_dict
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_missing_target_value_and_saves_nothing(dispatcher):
+    with pytest.raises(ValidationError):
+        make_plan(user=dispatcher, kind="charge", expected_charge_kwh=None)
+    assert Plan.objects.count() == 0
+    assert PlanEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_every_change_leaves_a_history_row_with_who_and_why(dispatcher):
+    plan = make_plan(user=dispatcher)
+    services.plan_submit(plan=plan, user=dispatcher)
+    plan = services.plan_update(plan=plan, user=dispatcher, average_consumption=Decimal("20"))
+    copy = services.plan_duplicate(plan=plan, user=dispatcher)
+
+    rows = list(plan.events.values_list("action", "from_state", "to_state", "actor", "revision"))
+    assert rows == [
+        ("created", "", "draft", "dispatcher", 1),
+        ("submitted", "draft", "queued", "dispatcher", 1),
+        ("edited", "queued", "draft", "dispatcher", 2),
+    ]
+    assert copy.transaction_id != plan.transaction_id
+    assert copy.events.get().reason == f"Copied from plan {plan.pk}."
+
+
+@pytest.mark.django_db
+def test_only_drafts_can_be_submitted_and_only_failures_retried(dispatcher):
+    plan = make_plan(user=dispatcher)
+    with pytest.raises(services.PlanActionError):
+        services.plan_retry(plan=plan, user=dispatcher)
+    services.plan_submit(plan=plan, user=dispatcher)
+    with pytest.raises(services.PlanActionError):
+        services.plan_submit(plan=plan, user=dispatcher)
+    plan.refresh_from_db()
+    assert plan.state == PlanState.QUEUED
+
+
+@pytest.mark.django_db
+def test_bulk_submit_reports_each_plan_that_could_not_be_queued(dispatcher):
+    drafts = [make_plan(user=dispatcher) for _ in range(3)]
+    services.plan_submit(plan=drafts[1], user=dispatcher)
+
+    queued, problems = services.plans_submit(plans=drafts, user=dispatcher)
+
+    assert queued == 2
+    assert len(problems) == 1 and problems[0].startswith(f"Plan {drafts[1].pk}:")
+
+
+@pytest.mark.parametrize(
+    ("wall", "zone", "expected"),
+    [
+        (datetime(2026, 7, 1, 10, 0), "Europe/Brussels", "2026-07-01 08:00"),
+        (datetime(2026, 1, 15, 10, 0), "Europe/Brussels", "2026-01-15 09:00"),
+        (datetime(2026, 7, 1, 10, 0), "America/New_York", "2026-07-01 14:00"),
+        (datetime(2026, 3, 29, 3, 0), "Europe/Brussels", "2026-03-29 01:00"),
+        (datetime(2026, 10, 25, 3, 0), "Europe/Brussels", "2026-10-25 02:00"),
+    ],
+)
+def test_it_converts_site_local_times_to_utc(wall, zone, expected):
+    assert local_to_utc(wall, zone).strftime("%Y-%m-%d %H:%M") == expected
+
+
+@pytest.mark.parametrize(
+    ("wall", "zone", "words"),
+    [
+        (datetime(2026, 3, 29, 2, 30), "Europe/Brussels", "does not exist"),
+        (datetime(2026, 10, 25, 2, 30), "Europe/Brussels", "happens twice"),
+        (datetime(2026, 3, 8, 2, 15), "America/New_York", "does not exist"),
+        (datetime(2026, 11, 1, 1, 30), "America/New_York", "happens twice"),
+    ],
+)
+def test_it_refuses_to_guess_across_dst_changes(wall, zone, words):
+    with pytest.raises(LocalTimeError, match=words):
+        local_to_utc(wall, zone)
