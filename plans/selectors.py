@@ -10,6 +10,7 @@ from django.utils import timezone
 from plans.models import (
     PENDING_STATES,
     DeliveryAttempt,
+    HealthCheck,
     Location,
     Plan,
     PlanEvent,
@@ -102,9 +103,7 @@ def plan_events(*, plan: Plan) -> list[PlanEvent]:
 
 def plan_submissions(*, plan: Plan) -> list[Submission]:
     """The plan's messages, newest first, each with its attempts loaded in one more query."""
-    return list(
-        plan.submissions.order_by("-created_at", "-id").prefetch_related("attempts")
-    )
+    return list(plan.submissions.order_by("-created_at", "-id").prefetch_related("attempts"))
 
 
 def current_submission(*, plan: Plan) -> Submission | None:
@@ -144,3 +143,21 @@ def recent_attempt_outcomes(*, hours: int = 1) -> dict[str, int]:
     for row in rows:
         counts[row["outcome"]] = row["n"]
     return counts
+
+
+def open_rejection_messages(*, plan: Plan) -> list[str]:
+    """MINT's 400 messages while they still apply: only when the plan's latest message was
+    rejected, so an old rejection is not shown once a later revision went through."""
+    latest = plan.submissions.order_by("-created_at", "-id").only("state", "mint_messages").first()
+    if latest is None or latest.state != SubmissionState.REJECTED:
+        return []
+    return list(latest.mint_messages)
+
+
+def plans_in(*, ids: list[int]) -> list[Plan]:
+    """The plans with these ids, for the list page's "Submit selected"."""
+    return list(Plan.objects.filter(pk__in=ids).order_by("scheduled_start", "id"))
+
+
+def latest_health_check() -> HealthCheck | None:
+    return HealthCheck.objects.order_by("-checked_at").first()

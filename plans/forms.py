@@ -1,0 +1,364 @@
+"""Forms for the plan pages: they validate and normalise; ``plans.services`` decides.
+
+Times are typed as the site's wall clock, so ``PlanForm`` is a plain form: it turns the two
+local times into UTC instants in the chosen site's zone (refusing DST gaps and overlaps), and
+the service, not the form, writes the plan.
+"""
+
+import re
+from datetime import datetime
+from decimal import Decimal
+
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils import timezone
+
+from plans import selectors
+from plans.models import Location, Plan, PlanState, TargetKind
+from plans.selectors import PlanFilters
+from plans.timezones import LocalTimeError, local_to_utc, utc_to_local
+
+LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
+#: What browsers and people send for a ``datetime-local`` input; the first one is canonical.
+LOCAL_INPUT_FORMATS = (LOCAL_INPUT_FORMAT, "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
+
+#: MINT's field names (spec Table 1) → the form field a dispatcher fixes.
+MINT_FIELD_TO_FORM_FIELD = {
+    "locationId": "location",
+    "scheduledStartTime": "start_local",
+    "scheduledEndTime": "end_local",
+    "expectedRange": "expected_range_km",
+    "averageConsumption": "average_consumption",
+    "expectedCharge": "expected_charge_kwh",
+    "status": "status_note",
+}
+#: Model/service field names → form field names, for errors the service raises.
+SERVICE_FIELD_TO_FORM_FIELD = {
+    "scheduled_start": "start_local",
+    "scheduled_end": "end_local",
+}
+RANGE_FIELDS = ("expected_range_km", "average_consumption")
+CHARGE_FIELDS = ("expected_charge_kwh",)
+_LEADING_NAME = re.compile(r"^\s*([a-z][A-Za-z]*)\s*:")
+
+
+class LocalDateTimeField(forms.Field):
+    """A ``datetime-local`` input as a *naive* wall-clock time.
+
+    Django's ``DateTimeField`` would attach the project's zone; the site's zone is only known
+    once the whole form is cleaned, so the zone is applied in ``PlanForm.clean``.
+    """
+
+    widget = forms.DateTimeInput(format=LOCAL_INPUT_FORMAT, attrs={"type": "datetime-local"})
+    default_error_messages = {"invalid": "Enter a date and time, like 2025-11-25 14:00."}
+
+    def to_python(self, value) -> datetime | None:
+        if value in self.empty_values:
+            return None
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=None)
+        text = str(value).strip()
+        for fmt in LOCAL_INPUT_FORMATS:
+            try:
+                return datetime.strptime(text, fmt)
+            except ValueError:
+                continue
+        raise ValidationError(self.error_messages["invalid"], code="invalid")
+
+
+class LocationChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Location) -> str:
+        return f"{obj.name} · {obj.mint_location_id} · {obj.time_zone}"
+
+
+class PlanForm(forms.Form):
+    location = LocationChoiceField(
+        label="Site",
+        queryset=Location.objects.none(),
+        empty_label="Choose a site…",
+        error_messages={"required": "Choose the site the vehicle will be at."},
+    )
+    start_local = LocalDateTimeField(
+        label="Start (site time)",
+        error_messages={"required": "Enter when the vehicle arrives."},
+    )
+    end_local = LocalDateTimeField(
+        label="End (site time)",
+        error_messages={"required": "Enter when the vehicle leaves."},
+    )
+    target_kind = forms.ChoiceField(
+        label="Target",
+        choices=[(TargetKind.RANGE, "Range"), (TargetKind.CHARGE, "Charge")],
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose Range or Charge."},
+    )
+    expected_range_km = forms.IntegerField(
+        label="Expected range (km)",
+        required=False,
+        min_value=1,
+        max_value=1_000_000,
+        error_messages={
+            "min_value": "The range must be above 0 km.",
+            "max_value": "That range is too large; check the number.",
+            "invalid": "Enter a whole number of kilometres.",
+        },
+    )
+    average_consumption = forms.DecimalField(
+        label="Average consumption (kWh/100 km)",
+        required=False,
+        min_value=Decimal("0.01"),
+        max_digits=6,
+        decimal_places=2,
+        help_text="Up to two decimals, e.g. 18.5. With it, the estimated energy is shown.",
+        error_messages={
+            "min_value": "The consumption must be above 0.",
+            "max_decimal_places": "Use at most two decimals.",
+            "max_digits": "That consumption is too large; check the number.",
+            "max_whole_digits": "That consumption is too large; check the number.",
+            "invalid": "Enter a number, like 18.5.",
+        },
+    )
+    expected_charge_kwh = forms.IntegerField(
+        label="Expected charge (kWh)",
+        required=False,
+        min_value=1,
+        max_value=1_000_000,
+        error_messages={
+            "min_value": "The charge must be above 0 kWh.",
+            "max_value": "That charge is too large; check the number.",
+            "invalid": "Enter a whole number of kWh.",
+        },
+    )
+    status_note = forms.CharField(
+        label="Note to MINT (status)",
+        required=False,
+        max_length=200,
+        help_text="Optional, up to 200 characters. Empty: a tracing text such as "
+        "“mintportal plan 42 rev 3 by alice” is sent.",
+    )
+
+    def __init__(self, *args, mint_messages: list[str] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        locations = selectors.active_locations()
+        current = self.initial.get("location")
+        if current is not None:
+            # Keep an inactive site selectable on an old plan, so the page shows where the plan
+            # is; the service then says plainly that the site is no longer active.
+            current_pk = current.pk if isinstance(current, Location) else current
+            locations = Location.objects.filter(
+                pk__in=[*locations.values_list("pk", flat=True), current_pk]
+            ).order_by("name")
+        self.fields["location"].queryset = locations
+        self.has_mint_messages = bool(mint_messages)
+        self.mint_top_messages: list[str] = []
+        for field in self.fields.values():
+            field.mint_notes = []
+        for message in mint_messages or []:
+            name = mint_message_field(message)
+            if name:
+                self.fields[name].mint_notes.append(message)
+            else:
+                self.mint_top_messages.append(message)
+        self._describe_inputs()
+
+    def _describe_inputs(self) -> None:
+        """Point each input at its error, MINT note, UTC hint and help (ids from ``_field.html``).
+
+        Django links only help and errors; an id that is not on the page is ignored by readers.
+        """
+        for name, field in self.fields.items():
+            if name == "target_kind":
+                continue
+            auto_id = self[name].auto_id
+            parts = ["error"]
+            if field.mint_notes:
+                parts.append("mint")
+            if name in ("start_local", "end_local"):
+                parts.append("utc")
+            if field.help_text:
+                parts.append("helptext")
+            field.widget.attrs["aria-describedby"] = " ".join(f"{auto_id}_{p}" for p in parts)
+
+    @classmethod
+    def initial_from_plan(cls, plan: Plan) -> dict:
+        """The form's initial values: the plan's times on its site's clock."""
+        zone = plan.location.time_zone
+        return {
+            "location": plan.location,
+            "start_local": utc_to_local(plan.scheduled_start, zone).replace(tzinfo=None),
+            "end_local": utc_to_local(plan.scheduled_end, zone).replace(tzinfo=None),
+            "target_kind": plan.target_kind,
+            "expected_range_km": plan.expected_range_km,
+            "average_consumption": plan.average_consumption,
+            "expected_charge_kwh": plan.expected_charge_kwh,
+            "status_note": plan.status_note,
+        }
+
+    def site_zones(self) -> dict[str, str]:
+        """``{location pk: IANA zone}`` for the page's script that shows UTC beside each time."""
+        return {str(loc.pk): loc.time_zone for loc in self.fields["location"].queryset}
+
+    def _typed(self, name: str) -> bool:
+        """Whether the dispatcher put anything in ``name``, valid or not."""
+        if self.cleaned_data.get(name) is not None:
+            return True
+        return bool(str(self.data.get(self.add_prefix(name), "")).strip())
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        self._clean_target(cleaned.get("target_kind"))
+        self._clean_times(cleaned)
+        return cleaned
+
+    def _clean_target(self, kind: str | None) -> None:
+        if kind == TargetKind.RANGE:
+            if self._typed("expected_charge_kwh"):
+                self.add_error(
+                    "expected_charge_kwh",
+                    "Charge is only for a charge plan; clear it or choose Charge.",
+                )
+            if self.cleaned_data.get("expected_range_km") is None and not self.has_error(
+                "expected_range_km"
+            ):
+                self.add_error("expected_range_km", "Enter the expected range in km.")
+        elif kind == TargetKind.CHARGE:
+            if self._typed("expected_range_km"):
+                self.add_error(
+                    "expected_range_km",
+                    "Range is only for a range plan; clear it or choose Range.",
+                )
+            if self._typed("average_consumption"):
+                self.add_error(
+                    "average_consumption",
+                    "Average consumption is only for a range plan; clear it or choose Range.",
+                )
+            if self.cleaned_data.get("expected_charge_kwh") is None and not self.has_error(
+                "expected_charge_kwh"
+            ):
+                self.add_error("expected_charge_kwh", "Enter the expected charge in kWh.")
+
+    def _clean_times(self, cleaned: dict) -> None:
+        location = cleaned.get("location")
+        if location is None:
+            return
+        instants = {}
+        for name, out in (("start_local", "scheduled_start"), ("end_local", "scheduled_end")):
+            wall = cleaned.get(name)
+            if wall is None:
+                continue
+            try:
+                instants[out] = local_to_utc(wall, location.time_zone)
+            except LocalTimeError as exc:
+                self.add_error(name, str(exc))
+        start, end = instants.get("scheduled_start"), instants.get("scheduled_end")
+        if start and end:
+            if end <= start:
+                self.add_error("end_local", "The end must be after the start.")
+            elif end <= timezone.now():
+                self.add_error(
+                    "end_local",
+                    "This window has already ended; a plan must end in the future.",
+                )
+        if "start_local" in self.cleaned_data and start:
+            self.cleaned_data["scheduled_start"] = start
+        if "end_local" in self.cleaned_data and end:
+            self.cleaned_data["scheduled_end"] = end
+
+    def plan_values(self) -> dict:
+        """The cleaned form as the keyword arguments of ``plan_create`` / ``plan_update``."""
+        data = self.cleaned_data
+        is_range = data["target_kind"] == TargetKind.RANGE
+        return {
+            "location": data["location"],
+            "scheduled_start": data["scheduled_start"],
+            "scheduled_end": data["scheduled_end"],
+            "target_kind": data["target_kind"],
+            "expected_range_km": data.get("expected_range_km") if is_range else None,
+            "average_consumption": data.get("average_consumption") if is_range else None,
+            "expected_charge_kwh": None if is_range else data.get("expected_charge_kwh"),
+            "status_note": data.get("status_note", ""),
+        }
+
+    def add_service_errors(self, exc: ValidationError) -> None:
+        """Put a service's ``ValidationError`` back beside the fields it is about."""
+        if not hasattr(exc, "error_dict"):
+            for message in exc.messages:
+                self.add_error(None, message)
+            return
+        for field, messages in exc.message_dict.items():
+            name = SERVICE_FIELD_TO_FORM_FIELD.get(field, field)
+            if name == NON_FIELD_ERRORS or name not in self.fields:
+                name = None
+            for message in messages:
+                self.add_error(name, message)
+
+
+def mint_message_field(message: str) -> str | None:
+    """The form field a MINT validation message is about, or ``None`` for the top of the form.
+
+    ``"expectedRange: must be …"`` names its field first; otherwise a message that mentions
+    exactly one of MINT's field names belongs to that field (``"Unknown locationId 'X'."``).
+    """
+    match = _LEADING_NAME.match(message)
+    if match and match.group(1) in MINT_FIELD_TO_FORM_FIELD:
+        return MINT_FIELD_TO_FORM_FIELD[match.group(1)]
+    mentioned = {
+        form_field
+        for mint_field, form_field in MINT_FIELD_TO_FORM_FIELD.items()
+        if mint_field != "status" and re.search(rf"\b{mint_field}\b", message)
+    }
+    return mentioned.pop() if len(mentioned) == 1 else None
+
+
+class PlanFilterForm(forms.Form):
+    """The plan list's filters, read from the query string; bad values are simply ignored."""
+
+    site = forms.ModelChoiceField(
+        label="Site",
+        queryset=Location.objects.order_by("name"),
+        required=False,
+        empty_label="All sites",
+    )
+    state = forms.ChoiceField(
+        label="State", choices=[("", "All states"), *PlanState.choices], required=False
+    )
+    delivery = forms.ChoiceField(
+        label="Delivery",
+        choices=[
+            ("", "Any"),
+            ("delivered", "Delivered"),
+            ("pending", "Pending"),
+            ("failed", "Failed or rejected"),
+        ],
+        required=False,
+    )
+    day = forms.DateField(
+        label="Day (UTC)",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        input_formats=["%Y-%m-%d"],
+    )
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "Site, MINT ID, note, plan no., transactionId"}
+        ),
+    )
+
+    def filters(self) -> PlanFilters:
+        """The valid filters; an invalid one is dropped (its error is shown by the form)."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        site = data.get("site")
+        return PlanFilters(
+            location_id=site.pk if site else None,
+            state=data.get("state") or "",
+            delivery=data.get("delivery") or "",
+            day=data.get("day"),
+            query=(data.get("q") or "").strip(),
+        )
+
+    def is_filtered(self) -> bool:
+        return any(self.data.get(name) for name in self.fields)

@@ -1,0 +1,158 @@
+"""Template filters that show times the way a dispatcher reads them: on the site's clock.
+
+Every time in the portal is stored in UTC; a page shows it in the site's IANA zone with the
+zone's abbreviation ("Tue 25 Nov 14:00 CET") and puts the UTC instant beside it or in a title.
+Django's ``date`` filter would convert back to the project zone, so these format directly.
+"""
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django import template
+from django.utils import timezone
+
+from plans.timezones import utc_to_local
+
+register = template.Library()
+
+
+def _local(value: datetime, zone_name: str) -> datetime:
+    try:
+        return utc_to_local(value, zone_name)
+    except (ValueError, KeyError):
+        return value.astimezone(UTC)
+
+
+def _day(dt: datetime) -> str:
+    return f"{dt:%a} {dt.day} {dt:%b}"
+
+
+@register.filter
+def local_in(value: datetime | None, zone_name: str) -> str:
+    """``Tue 25 Nov 14:00 CET``: the instant on the clock of ``zone_name``."""
+    if not value:
+        return ""
+    local = _local(value, zone_name)
+    return f"{_day(local)} {local:%H:%M} {local.tzname()}"
+
+
+@register.filter
+def local_long(value: datetime | None, zone_name: str) -> str:
+    """``Tue 25 Nov 2025, 14:00 CET`` for the detail page, where the year matters."""
+    if not value:
+        return ""
+    local = _local(value, zone_name)
+    return f"{_day(local)} {local.year}, {local:%H:%M} {local.tzname()}"
+
+
+@register.filter
+def local_seconds(value: datetime | None, zone_name: str) -> str:
+    """``25 Nov 14:00:05 CET``: history and attempts, where seconds tell the story."""
+    if not value:
+        return ""
+    local = _local(value, zone_name)
+    return f"{local.day} {local:%b %H:%M:%S} {local.tzname()}"
+
+
+@register.filter
+def utc(value: datetime | None) -> str:
+    """``2025-11-25 13:00 UTC``."""
+    if not value:
+        return ""
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+@register.filter
+def utc_seconds(value: datetime | None) -> str:
+    if not value:
+        return ""
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+@register.filter
+def zone_abbr(value: datetime | None, zone_name: str) -> str:
+    """The zone's abbreviation at that instant (``CET`` in winter, ``CEST`` in summer)."""
+    if not value:
+        return ""
+    return _local(value, zone_name).tzname() or zone_name
+
+
+@register.filter
+def local_window(plan) -> str:
+    """``Tue 25 Nov 14:00 – 18:00 CET``; both days and zones spelled out when they differ."""
+    zone = plan.location.time_zone
+    start = _local(plan.scheduled_start, zone)
+    end = _local(plan.scheduled_end, zone)
+    if start.date() == end.date() and start.tzname() == end.tzname():
+        return f"{_day(start)} {start:%H:%M} – {end:%H:%M} {end.tzname()}"
+    if start.tzname() == end.tzname():
+        return f"{_day(start)} {start:%H:%M} – {_day(end)} {end:%H:%M} {end.tzname()}"
+    return f"{_day(start)} {start:%H:%M} {start.tzname()} – {_day(end)} {end:%H:%M} {end.tzname()}"
+
+
+@register.filter
+def utc_window(plan) -> str:
+    """``2025-11-25 13:00 – 17:00 UTC`` (with the end's date when it differs)."""
+    start = plan.scheduled_start.astimezone(UTC)
+    end = plan.scheduled_end.astimezone(UTC)
+    end_text = f"{end:%H:%M}" if start.date() == end.date() else f"{end:%Y-%m-%d %H:%M}"
+    return f"{start:%Y-%m-%d %H:%M} – {end_text} UTC"
+
+
+def _number(value: Decimal | float | int) -> str:
+    """``18.5`` rather than ``18.50``; ``46`` rather than ``46.00``."""
+    text = f"{Decimal(value).quantize(Decimal('0.01')):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@register.filter
+def target_summary(plan) -> str:
+    """``250 km at 18.5 kWh/100 km (≈ 46.25 kWh)``, ``250 km`` or ``40 kWh``."""
+    if plan.target_kind == "charge":
+        return f"{plan.expected_charge_kwh} kWh charge"
+    text = f"{plan.expected_range_km} km range"
+    if plan.average_consumption:
+        text += f" at {_number(plan.average_consumption)} kWh/100 km"
+    return text
+
+
+@register.filter
+def kwh(value) -> str:
+    if value is None:
+        return ""
+    return f"{_number(value)} kWh"
+
+
+@register.filter
+def pretty_json(value) -> str:
+    """A JSON document (dict, or the exact string sent) indented for reading."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+@register.filter
+def duration_ms(value: int | None) -> str:
+    if value is None:
+        return ""
+    if value < 1000:
+        return f"{value} ms"
+    return f"{value / 1000:.1f} s"
+
+
+@register.filter
+def starts_in(value: datetime | None) -> str:
+    """``in 2 h 15 min`` / ``in 5 min`` / ``now``: how long until the vehicle arrives."""
+    if not value:
+        return ""
+    minutes = int((value - timezone.now()).total_seconds() // 60)
+    if minutes <= 0:
+        return "now"
+    hours, minutes = divmod(minutes, 60)
+    if not hours:
+        return f"in {minutes} min"
+    return f"in {hours} h {minutes:02d} min" if minutes else f"in {hours} h"

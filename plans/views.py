@@ -1,0 +1,310 @@
+"""The portal's pages: thin views that fetch, validate, call one service and redirect or render.
+
+Every page needs a login (``LoginRequiredMiddleware``). Reading needs ``plans.view_plan``;
+creating, editing and duplicating need ``plans.change_plan``; submitting and retrying need
+``plans.submit_plan``. A change is always a POST.
+"""
+
+import uuid
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from plans import selectors, services
+from plans.forms import PlanFilterForm, PlanForm
+from plans.models import FINAL_STATES, Plan, PlanState
+
+VIEW_PERM = "plans.view_plan"
+CHANGE_PERM = "plans.change_plan"
+SUBMIT_PERM = "plans.submit_plan"
+PLANS_PER_PAGE = 50
+#: Shown in the draft preview where the real values only exist once the plan is submitted.
+ASSIGNED_AT_SUBMIT = "(assigned at submit)"
+
+
+def _require(request: HttpRequest, perm: str) -> None:
+    if not request.user.has_perm(perm):
+        raise PermissionDenied
+
+
+def _plan_or_404(pk: int) -> Plan:
+    try:
+        return selectors.plan_detail(pk=pk)
+    except Plan.DoesNotExist:
+        raise Http404("No such plan.") from None
+
+
+def _abilities(request: HttpRequest) -> dict[str, bool]:
+    return {
+        "can_edit": request.user.has_perm(CHANGE_PERM),
+        "can_submit": request.user.has_perm(SUBMIT_PERM),
+    }
+
+
+def _safe_next(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
+
+
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    _require(request, VIEW_PERM)
+    counts = selectors.state_counts()
+    cards = [
+        {"state": state, "label": label, "count": counts[state]}
+        for state, label in PlanState.choices
+    ]
+    return render(
+        request,
+        "plans/dashboard.html",
+        {
+            "state_cards": cards,
+            "attention_count": counts[PlanState.FAILED] + counts[PlanState.REJECTED],
+            "starting_soon": selectors.plans_starting_soon(hours=24, limit=20),
+            "attempt_outcomes": selectors.recent_attempt_outcomes(hours=1),
+            "health": selectors.latest_health_check(),
+            **_abilities(request),
+        },
+    )
+
+
+@require_GET
+def plan_list(request: HttpRequest) -> HttpResponse:
+    _require(request, VIEW_PERM)
+    filter_form = PlanFilterForm(request.GET)
+    paginator = Paginator(selectors.plan_list(filters=filter_form.filters()), PLANS_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    return render(
+        request,
+        "plans/plan_list.html",
+        {
+            "filter_form": filter_form,
+            "page_obj": page,
+            "plans": page.object_list,
+            "draft_ids": [p.pk for p in page.object_list if p.state == PlanState.DRAFT],
+            **_abilities(request),
+        },
+    )
+
+
+def _save_and_maybe_submit(request: HttpRequest, form: PlanForm, plan: Plan | None) -> Plan:
+    """Create or update the plan and, for "Save and submit", queue it in the same transaction.
+
+    Raises the service's ``ValidationError`` / ``PlanActionError``; nothing is kept then.
+    """
+    submit = request.POST.get("action") == "submit"
+    if submit:
+        _require(request, SUBMIT_PERM)
+    with transaction.atomic():
+        if plan is None:
+            plan = services.plan_create(user=request.user, **form.plan_values())
+        else:
+            plan = services.plan_update(plan=plan, user=request.user, **form.plan_values())
+        if submit:
+            services.plan_submit(plan=plan, user=request.user)
+    return plan
+
+
+def _saved_message(plan: Plan, submitted: bool, verb: str) -> str:
+    if submitted:
+        return f"Plan {plan.pk} {verb} and queued for delivery to MINT (revision {plan.revision})."
+    return f"Plan {plan.pk} {verb} as a draft (revision {plan.revision}). Submit it when ready."
+
+
+@require_http_methods(["GET", "POST"])
+def plan_create(request: HttpRequest) -> HttpResponse:
+    _require(request, CHANGE_PERM)
+    initial = {}
+    copied_from = None
+    if request.method == "GET" and request.GET.get("copy", "").isdigit():
+        copied_from = _plan_or_404(int(request.GET["copy"]))
+        initial = PlanForm.initial_from_plan(copied_from)
+    form = PlanForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            plan = _save_and_maybe_submit(request, form, None)
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        except services.PlanActionError as exc:
+            form.add_error(None, str(exc))
+        else:
+            submitted = request.POST.get("action") == "submit"
+            messages.success(request, _saved_message(plan, submitted, "saved"))
+            return redirect("plans:plan_detail", pk=plan.pk)
+    return render(
+        request,
+        "plans/plan_form.html",
+        {"form": form, "plan": None, "copied_from": copied_from, **_abilities(request)},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    _require(request, CHANGE_PERM)
+    plan = _plan_or_404(pk)
+    form = PlanForm(
+        request.POST or None,
+        initial=PlanForm.initial_from_plan(plan),
+        mint_messages=selectors.open_rejection_messages(plan=plan),
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            plan = _save_and_maybe_submit(request, form, plan)
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        except services.PlanActionError as exc:
+            messages.error(request, str(exc))
+            return redirect("plans:plan_detail", pk=plan.pk)
+        else:
+            submitted = request.POST.get("action") == "submit"
+            messages.success(request, _saved_message(plan, submitted, "saved"))
+            return redirect("plans:plan_detail", pk=plan.pk)
+    return render(
+        request,
+        "plans/plan_form.html",
+        {
+            "form": form,
+            "plan": plan,
+            "makes_new_revision": plan.state != PlanState.DRAFT,
+            "withdraws_message": plan.state in (PlanState.QUEUED, PlanState.RETRYING),
+            "is_sending": plan.state == PlanState.SENDING,
+            **_abilities(request),
+        },
+    )
+
+
+@require_POST
+def plan_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
+    _require(request, CHANGE_PERM)
+    plan = _plan_or_404(pk)
+    try:
+        copy = services.plan_duplicate(plan=plan, user=request.user)
+    except ValidationError as exc:
+        # Typically the original's window is over: open a prefilled form to adjust the times.
+        messages.warning(
+            request,
+            f"Plan {plan.pk} could not be copied as it is: {' '.join(exc.messages)} "
+            f"Adjust the copy below and save it.",
+        )
+        return redirect(f"{reverse('plans:plan_create')}?copy={plan.pk}")
+    messages.success(
+        request, f"Plan {copy.pk} is a new draft copied from plan {plan.pk}. Check it and save."
+    )
+    return redirect("plans:plan_edit", pk=copy.pk)
+
+
+@require_POST
+def plan_submit(request: HttpRequest, pk: int) -> HttpResponse:
+    _require(request, SUBMIT_PERM)
+    plan = _plan_or_404(pk)
+    try:
+        services.plan_submit(plan=plan, user=request.user)
+    except services.PlanActionError as exc:
+        messages.error(request, str(exc))
+    except ValidationError as exc:
+        messages.error(
+            request,
+            f"Plan {plan.pk} was not submitted: {' '.join(exc.messages)} Edit it first.",
+        )
+    else:
+        messages.success(request, f"Plan {plan.pk} queued for delivery to MINT.")
+    return redirect("plans:plan_detail", pk=plan.pk)
+
+
+@require_POST
+def plan_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    _require(request, SUBMIT_PERM)
+    plan = _plan_or_404(pk)
+    try:
+        submission = services.plan_retry(plan=plan, user=request.user)
+    except services.PlanActionError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Plan {plan.pk}: message {submission.message_id} will be sent again now.",
+        )
+    return redirect("plans:plan_detail", pk=plan.pk)
+
+
+@require_POST
+def plans_submit_selected(request: HttpRequest) -> HttpResponse:
+    _require(request, SUBMIT_PERM)
+    back = _safe_next(request, reverse("plans:plan_list"))
+    field = "page_drafts" if request.POST.get("action") == "all" else "plan"
+    ids = sorted({int(v) for v in request.POST.getlist(field) if v.isdigit()})
+    if not ids:
+        messages.warning(request, "Tick the drafts to submit first.")
+        return redirect(back)
+    queued, problems = services.plans_submit(plans=selectors.plans_in(ids=ids), user=request.user)
+    if queued:
+        noun = "plan" if queued == 1 else "plans"
+        messages.success(request, f"{queued} {noun} queued for delivery to MINT.")
+    for problem in problems:
+        messages.error(request, problem)
+    return redirect(back)
+
+
+def _payload_preview(request: HttpRequest, plan: Plan) -> dict | None:
+    """What a draft would send; messageId and timestamp exist only once it is submitted."""
+    try:
+        payload = services.plan_payload(
+            plan=plan,
+            message_id=uuid.UUID(int=0),
+            timestamp=timezone.now(),
+            status=plan.status_note or services.default_status_text(plan, request.user),
+        )
+    except ValueError:
+        return None
+    payload["messageId"] = ASSIGNED_AT_SUBMIT
+    payload["timestamp"] = ASSIGNED_AT_SUBMIT
+    return payload
+
+
+def _status_context(request: HttpRequest, plan: Plan) -> dict:
+    submissions = selectors.plan_submissions(plan=plan)
+    current = next((s for s in submissions if s.revision == plan.revision), None)
+    return {
+        "plan": plan,
+        "is_final": plan.state in FINAL_STATES,
+        "events": selectors.plan_events(plan=plan),
+        "submissions": submissions,
+        "current_submission": current,
+        "zone": plan.location.time_zone,
+        **_abilities(request),
+    }
+
+
+@require_GET
+def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    _require(request, VIEW_PERM)
+    plan = _plan_or_404(pk)
+    context = _status_context(request, plan)
+    current = context["current_submission"]
+    if plan.state != PlanState.DRAFT and current is not None:
+        context["payload"], context["payload_is_preview"] = current.payload, False
+    else:
+        context["payload"], context["payload_is_preview"] = _payload_preview(request, plan), True
+    return render(request, "plans/plan_detail.html", context)
+
+
+@require_GET
+def plan_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The live part of the detail page, re-fetched by ``plan_detail.js`` every 2 s."""
+    _require(request, VIEW_PERM)
+    plan = _plan_or_404(pk)
+    response = render(request, "plans/partials/_plan_status.html", _status_context(request, plan))
+    response["Cache-Control"] = "no-store"
+    return response
