@@ -5,10 +5,12 @@ Rows of ``PlanEvent``, ``DeliveryAttempt`` and ``HealthCheck`` are written only 
 """
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class PlanState(models.TextChoices):
@@ -334,6 +336,10 @@ class MintToken(models.Model):
         return f"MINT token (expires {self.expires_at})"
 
 
+#: A worker that has not written its heartbeat for this long is presumed gone.
+WORKER_SILENCE = timedelta(seconds=60)
+
+
 class WorkerHeartbeat(models.Model):
     """One row per running ``mint_worker``: the UI warns when none has been seen lately."""
 
@@ -353,6 +359,10 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_alive(self) -> bool:
+        return self.stopped_at is None and timezone.now() - self.seen_at <= WORKER_SILENCE
 
 
 class HealthCheck(models.Model):
@@ -378,3 +388,31 @@ class HealthCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.checked_at:%Y-%m-%d %H:%M:%S} {self.result}"
+
+
+class MintStatus(models.Model):
+    """MINT's health as the pages show it (one row, pk=1), kept current by the workers.
+
+    Each worker recomputes it after every ``/health/`` check, so a page reads one row instead of
+    aggregating a day of ``HealthCheck`` rows on every request.
+    """
+
+    checked_at = models.DateTimeField(null=True, blank=True)
+    result = models.CharField(max_length=5, choices=HealthCheck.Result.choices, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    uptime_24h = models.FloatField(
+        null=True, blank=True, help_text="Share of checks in the last 24 h that found MINT up."
+    )
+    hourly = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Last 24 hours, oldest first: [hour start (ISO), checks up, checks made].",
+    )
+
+    class Meta:
+        verbose_name_plural = "MINT status"
+
+    def __str__(self) -> str:
+        return f"MINT {self.result or 'unknown'} at {self.checked_at}"

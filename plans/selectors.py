@@ -4,7 +4,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Q, QuerySet
+from django.conf import settings
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from plans.models import (
@@ -12,6 +13,7 @@ from plans.models import (
     DeliveryAttempt,
     HealthCheck,
     Location,
+    MintStatus,
     Plan,
     PlanEvent,
     PlanState,
@@ -19,9 +21,6 @@ from plans.models import (
     SubmissionState,
     WorkerHeartbeat,
 )
-
-#: A worker that has not written its heartbeat for this long is presumed gone.
-WORKER_SILENCE = timedelta(seconds=60)
 
 #: Delivery filter on the plan list: the plain-words groups a dispatcher thinks in.
 DELIVERY_GROUPS = {
@@ -110,25 +109,56 @@ def current_submission(*, plan: Plan) -> Submission | None:
     return plan.submissions.filter(revision=plan.revision).first()
 
 
-def rejection_messages(*, plan: Plan) -> list[str]:
-    """MINT's 400 messages for the plan's latest rejected message, to show beside the form."""
-    sub = (
-        plan.submissions.filter(state=SubmissionState.REJECTED)
-        .order_by("-created_at")
-        .only("mint_messages")
-        .first()
+@dataclass(frozen=True)
+class PortalStatus:
+    """What every page's header shows: MINT's health and whether any worker is alive."""
+
+    mint: MintStatus | None
+    workers: list[WorkerHeartbeat]
+    mint_state: str  # "up", "down" or "unknown"
+    worker_alive: bool
+
+
+def portal_status() -> PortalStatus:
+    """Two queries: the status row the workers keep, and the recently seen workers.
+
+    MINT counts as *unknown* when no worker has checked it for three health intervals: then
+    the last answer says nothing about now.
+    """
+    now = timezone.now()
+    mint = MintStatus.objects.filter(pk=1).first()
+    workers = list(
+        WorkerHeartbeat.objects.filter(seen_at__gte=now - timedelta(days=1)).order_by("-seen_at")[
+            :20
+        ]
     )
-    return list(sub.mint_messages) if sub else []
+    stale_after = timedelta(seconds=max(3 * settings.MINT_HEALTH_INTERVAL, 60))
+    if mint is None or mint.checked_at is None or now - mint.checked_at > stale_after:
+        state = "unknown"
+    else:
+        state = "up" if mint.result == HealthCheck.Result.UP else "down"
+    alive = any(worker.is_alive for worker in workers)
+    return PortalStatus(mint=mint, workers=workers, mint_state=state, worker_alive=alive)
 
 
-def worker_is_alive() -> bool:
-    return WorkerHeartbeat.objects.filter(
-        seen_at__gte=timezone.now() - WORKER_SILENCE, stopped_at__isnull=True
-    ).exists()
+@dataclass(frozen=True)
+class QueueSummary:
+    depth: int
+    oldest_at: datetime | None
+    due_now: int
 
 
-def workers() -> list[WorkerHeartbeat]:
-    return list(WorkerHeartbeat.objects.order_by("-seen_at")[:20])
+def queue_summary() -> QueueSummary:
+    """Messages waiting for MINT, the oldest one's age and how many are due: one query."""
+    now = timezone.now()
+    row = Submission.objects.filter(
+        state__in=[SubmissionState.QUEUED, SubmissionState.SENDING, SubmissionState.RETRYING]
+    ).aggregate(
+        depth=Count("id"),
+        oldest_at=Min("created_at"),
+        due_now=Count("id", filter=Q(next_attempt_at__lte=now)),
+    )
+    return QueueSummary(**row)
 
 
 def recent_attempt_outcomes(*, hours: int = 1) -> dict[str, int]:
@@ -159,5 +189,3 @@ def plans_in(*, ids: list[int]) -> list[Plan]:
     return list(Plan.objects.filter(pk__in=ids).order_by("scheduled_start", "id"))
 
 
-def latest_health_check() -> HealthCheck | None:
-    return HealthCheck.objects.order_by("-checked_at").first()

@@ -14,4 +14,5 @@ urlpatterns = [
     path("plans/<int:pk>/submit/", views.plan_submit, name="plan_submit"),
     path("plans/<int:pk>/retry/", views.plan_retry, name="plan_retry"),
     path("plans/<int:pk>/status/", views.plan_status, name="plan_status"),
+    path("mint-health/", views.mint_health, name="mint_health"),
 ]

@@ -8,9 +8,10 @@ creating, editing and duplicating need ``plans.change_plan``; submitting and ret
 import uuid
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -74,7 +75,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "attention_count": counts[PlanState.FAILED] + counts[PlanState.REJECTED],
             "starting_soon": selectors.plans_starting_soon(hours=24, limit=20),
             "attempt_outcomes": selectors.recent_attempt_outcomes(hours=1),
-            "health": selectors.latest_health_check(),
+            "queue": selectors.queue_summary(),
             **_abilities(request),
         },
     )
@@ -306,5 +307,33 @@ def plan_status(request: HttpRequest, pk: int) -> HttpResponse:
     _require(request, VIEW_PERM)
     plan = _plan_or_404(pk)
     response = render(request, "plans/partials/_plan_status.html", _status_context(request, plan))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+def mint_health(request: HttpRequest) -> HttpResponse:
+    """The header's MINT health widget alone, re-fetched by ``health_widget.js``.
+
+    It reads what the workers recorded; a page never waits on MINT itself.
+    """
+    _require(request, VIEW_PERM)
+    response = render(request, "plans/partials/_health_widget.html")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_not_required
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """For load balancers: 200 when the database answers, 503 when it does not. No data."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError:
+        response = HttpResponse("database unavailable\n", status=503, content_type="text/plain")
+    else:
+        response = HttpResponse("ok\n", content_type="text/plain")
     response["Cache-Control"] = "no-store"
     return response

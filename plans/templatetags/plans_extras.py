@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from plans.timezones import utc_to_local
 
@@ -156,3 +157,75 @@ def starts_in(value: datetime | None) -> str:
     if not hours:
         return f"in {minutes} min"
     return f"in {hours} h {minutes:02d} min" if minutes else f"in {hours} h"
+
+
+@register.filter
+def ago(value: datetime | None) -> str:
+    """``12 s ago``, ``4 min ago``, ``3 h ago``: how fresh a check or heartbeat is."""
+    if not value:
+        return "never"
+    seconds = max(0, int((timezone.now() - value).total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+@register.simple_tag
+def health_sparkline(hourly: list) -> str:
+    """24 bars, one per hour, oldest left: height and colour say how often MINT was up.
+
+    Server-rendered SVG (no script, no inline style), with a text alternative for screen readers.
+    """
+    width, height, gap = 4, 18, 1
+    bars = []
+    described = 0
+    for start, up, made in hourly or []:
+        x = len(bars) * (width + gap)
+        if not made:
+            bars.append(
+                format_html(
+                    '<rect x="{}" y="{}" width="{}" height="2" class="spark-none"></rect>',
+                    x,
+                    height - 2,
+                    width,
+                )
+            )
+            continue
+        described += 1
+        share = up / made
+        bar = max(2, round(share * height))
+        css = "spark-up" if share >= 0.99 else ("spark-partial" if share > 0 else "spark-down")
+        bars.append(
+            format_html(
+                '<rect x="{}" y="{}" width="{}" height="{}" class="{}">'
+                "<title>{}: up {} of {} checks</title></rect>",
+                x,
+                height - bar,
+                width,
+                bar,
+                css,
+                start[11:16] + " UTC",
+                up,
+                made,
+            )
+        )
+    total_width = max(1, len(bars) * (width + gap) - gap)
+    label = (
+        "MINT uptime per hour over the last 24 hours"
+        if described
+        else "No MINT health checks in the last 24 hours"
+    )
+    return format_html(
+        '<svg class="sparkline" role="img" aria-label="{}" width="{}" height="{}" '
+        'viewBox="0 0 {} {}">{}</svg>',
+        label,
+        total_width,
+        height,
+        total_width,
+        height,
+        format_html_join("", "{}", ((bar,) for bar in bars)),
+    )

@@ -71,7 +71,7 @@
     inFlight = true;
     fetch(url, {
       credentials: "same-origin",
-      headers: { "X-Requested-With": "fetch" },
+      headers: { "X-Portal-Poll": "1" },
       cache: "no-store",
     })
       .then(function (response) {

@@ -1,0 +1,47 @@
+"""Session lifetime: 30 minutes idle, 12 hours at most, whatever the pages poll in between.
+
+Django's own ``SESSION_COOKIE_AGE`` can only express one of the two limits, and saving the
+session on every request would let a page that refreshes itself keep a forgotten login alive
+for ever. Requests the portal's own scripts make in the background (marked with the
+``X-Portal-Poll`` header) therefore do not count as activity.
+"""
+
+import time
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+
+LAST_SEEN = "portal_last_seen"
+LOGGED_IN_AT = "portal_logged_in_at"
+POLL_HEADER = "X-Portal-Poll"
+
+
+class SessionTimeoutMiddleware:
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            now = time.time()
+            session = request.session
+            logged_in_at = session.setdefault(LOGGED_IN_AT, now)
+            last_seen = session.get(LAST_SEEN, now)
+            reason = ""
+            if now - last_seen > settings.SESSION_IDLE_TIMEOUT:
+                minutes = settings.SESSION_IDLE_TIMEOUT // 60
+                reason = f"You were logged out after {minutes} minutes without activity."
+            elif now - logged_in_at > settings.SESSION_ABSOLUTE_TIMEOUT:
+                hours = settings.SESSION_ABSOLUTE_TIMEOUT // 3600
+                reason = f"You were logged out: a login lasts at most {hours} hours."
+            if reason:
+                logout(request)
+                if request.headers.get(POLL_HEADER):
+                    return HttpResponse(status=401)
+                messages.info(request, reason)
+                return redirect_to_login(request.get_full_path())
+            if not request.headers.get(POLL_HEADER):
+                session[LAST_SEEN] = now
+        return self.get_response(request)

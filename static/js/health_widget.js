@@ -1,0 +1,53 @@
+/* Keeps the header's MINT health widget current: every 10 s it fetches the server-rendered
+   widget (plans:mint_health) and swaps it in. The request is marked as a background poll so it
+   does not keep an idle session alive. Without this file the widget shows the state at load. */
+(function () {
+  "use strict";
+
+  var first = document.getElementById("health-widget");
+  var INTERVAL_MS = (first && parseInt(first.getAttribute("data-interval"), 10)) || 10000;
+  var MAX_INTERVAL_MS = 60000;
+  var delay = INTERVAL_MS;
+
+  function widget() {
+    return document.getElementById("health-widget");
+  }
+
+  function refresh() {
+    var current = widget();
+    if (!current || !window.fetch || !window.DOMParser) {
+      return;
+    }
+    if (document.hidden) {
+      window.setTimeout(refresh, delay);
+      return;
+    }
+    fetch(current.getAttribute("data-url"), {
+      credentials: "same-origin",
+      headers: { "X-Portal-Poll": "1" },
+      cache: "no-store",
+    })
+      .then(function (response) {
+        if (response.redirected || !response.ok) {
+          throw new Error("status " + response.status);
+        }
+        return response.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("health-widget");
+        var now = widget();
+        if (fresh && now) {
+          now.replaceWith(document.importNode(fresh, true));
+        }
+        delay = INTERVAL_MS;
+      })
+      .catch(function () {
+        delay = Math.min(delay * 2, MAX_INTERVAL_MS);
+      })
+      .then(function () {
+        window.setTimeout(refresh, delay);
+      });
+  }
+
+  window.setTimeout(refresh, delay);
+})();
