@@ -29,7 +29,5 @@ def roles_ensure(apps=global_apps) -> None:
     for name, codenames in ROLE_PERMISSIONS.items():
         group, _ = group_model.objects.get_or_create(name=name)
         group.permissions.set(
-            permission_model.objects.filter(
-                content_type__app_label="plans", codename__in=codenames
-            )
+            permission_model.objects.filter(content_type__app_label="plans", codename__in=codenames)
         )

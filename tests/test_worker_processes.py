@@ -74,9 +74,7 @@ def accepted_count() -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_killed_workers_claims_are_taken_over_with_the_same_message_ids(
-    mint_sandbox, dispatcher
-):
+def test_a_killed_workers_claims_are_taken_over_with_the_same_message_ids(mint_sandbox, dispatcher):
     plans = queue_plans(dispatcher, 60)
     mint_sandbox.set_behaviour(latency_ms=40)
     first = start_worker(mint_sandbox, "doomed", MINT_LEASE_SECONDS="2", MINT_WORKER_BATCH="20")
@@ -119,8 +117,10 @@ def test_sigterm_finishes_the_current_send_and_hands_the_rest_back(mint_sandbox,
     worker = start_worker(mint_sandbox, "graceful", MINT_WORKER_BATCH="5")
     try:
         wait_for(
-            lambda: any(e["endpoint"] == "plan" for e in mint_sandbox.log)
-            or Submission.objects.filter(state="sending").exists(),
+            lambda: (
+                any(e["endpoint"] == "plan" for e in mint_sandbox.log)
+                or Submission.objects.filter(state="sending").exists()
+            ),
             seconds=20,
             what="the first send to start",
         )
@@ -143,9 +143,7 @@ def test_sigterm_finishes_the_current_send_and_hands_the_rest_back(mint_sandbox,
 def test_two_workers_on_postgres_deliver_each_message_exactly_once(mint_sandbox, dispatcher):
     assert connection.vendor == "postgresql", "run with DATABASE_URL=postgres://…"
     queue_plans(dispatcher, 200)
-    workers = [
-        start_worker(mint_sandbox, f"pg-{n}", MINT_WORKER_BATCH="10") for n in range(2)
-    ]
+    workers = [start_worker(mint_sandbox, f"pg-{n}", MINT_WORKER_BATCH="10") for n in range(2)]
     try:
         wait_for(lambda: accepted_count() == 200, seconds=120, what="all 200 accepted")
     finally:
