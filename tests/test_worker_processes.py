@@ -4,13 +4,9 @@ The workers are separate OS processes that reach the test database through ``DAT
 the in-process sandbox over HTTP, exactly as in production.
 """
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -18,48 +14,7 @@ from django.db import connection
 from plans import services
 from plans.models import PlanEvent, PlanState, Submission
 from tests.factories import make_plan
-
-MANAGE = str(Path(__file__).resolve().parent.parent / "manage.py")
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-def start_worker(sandbox, name: str, **env_extra) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "MINT_API_URL": sandbox.url,
-        "MINT_CLIENT_ID": "test-client",
-        "MINT_CLIENT_SECRET": "test-secret-value",
-        "MINT_WORKER_IDLE_SLEEP": "0.1",
-        **env_extra,
-    }
-    return subprocess.Popen(
-        [sys.executable, MANAGE, "mint_worker", "--name", name],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def wait_for(predicate, *, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def stop(process: subprocess.Popen) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=20)
+from tests.processes import start_worker, stop, wait_for
 
 
 def queue_plans(user, count: int) -> list:

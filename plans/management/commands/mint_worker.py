@@ -62,7 +62,7 @@ class Command(BaseCommand):
                 if self.mint_down:
                     if options["once"]:
                         break
-                    self._sleep(DOWN_RECHECK_EVERY)
+                    self._sleep(min(DOWN_RECHECK_EVERY, settings.MINT_HEALTH_INTERVAL))
                     continue
                 batch = services.submissions_claim(worker=self.name, limit=options["batch"])
                 if not batch:
@@ -100,7 +100,9 @@ class Command(BaseCommand):
             self._beat()
 
     def _check_health_if_due(self) -> None:
-        interval = DOWN_RECHECK_EVERY if self.mint_down else settings.MINT_HEALTH_INTERVAL
+        interval = settings.MINT_HEALTH_INTERVAL
+        if self.mint_down:
+            interval = min(interval, DOWN_RECHECK_EVERY)
         if time.monotonic() - self.last_health >= interval:
             self._check_health()
 

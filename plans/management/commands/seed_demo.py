@@ -7,14 +7,16 @@ there are none, through ``plans.services`` like any dispatcher's plan.
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
 from plans import services
 from plans.models import Location, Plan
+from plans.roles import roles_ensure
 from plans.timezones import LocalTimeError, local_to_utc, utc_to_local
 
 SITES = [
@@ -65,6 +67,12 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options) -> None:
+        if settings.MINT_ENVIRONMENT == "production":
+            raise CommandError(
+                "seed_demo creates logins with published passwords; it refuses to run when "
+                "MINT_ENVIRONMENT is production."
+            )
+        roles_ensure()
         for mint_id, name, zone, active in SITES:
             Location.objects.update_or_create(
                 mint_location_id=mint_id,
@@ -80,8 +88,7 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
             if group_name:
-                group, _ = Group.objects.get_or_create(name=group_name)
-                user.groups.add(group)
+                user.groups.add(Group.objects.get(name=group_name))
             users[username] = user
 
         if Plan.objects.exists():

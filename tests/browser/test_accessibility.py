@@ -1,0 +1,40 @@
+"""axe-core in real Chromium finds no accessibility violation on the pages dispatchers use."""
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from django.core.management import call_command
+
+from plans.models import Plan
+from tests.browser_fixture import login
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def assert_no_violations(page, name: str) -> None:
+    results = Axe().run(page)
+    assert results.violations_count == 0, f"{name}:\n{results.generate_report()}"
+
+
+def test_it_has_no_axe_violations_on_the_main_pages(live_server, page, artifacts):
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    page.goto(f"{live_server.url}/accounts/login/")
+    assert_no_violations(page, "login")
+
+    login(page, live_server, "dispatcher", "dispatch-demo-2026")
+    plan = Plan.objects.order_by("pk").first()
+    pages = {
+        "dashboard": "/",
+        "plan list": "/plans/",
+        "plan form": "/plans/new/",
+        "plan edit": f"/plans/{plan.pk}/edit/",
+        "plan detail": f"/plans/{plan.pk}/",
+    }
+    for name, path in pages.items():
+        page.goto(f"{live_server.url}{path}")
+        assert_no_violations(page, name)
+
+    page.goto(f"{live_server.url}/plans/new/")
+    page.get_by_role("button", name="Save draft").click()
+    expect_errors = page.locator(".field-error, .errorlist, [role=alert]")
+    assert expect_errors.count() > 0
+    assert_no_violations(page, "plan form with errors")
