@@ -1,0 +1,366 @@
+"""Prove the portal's pages cost the same at N plans as on an empty database.
+
+For the dashboard, the plan list (first page, a filtered page, a deep page) and a plan detail
+with 20 delivery attempts, measures server time (median and p95 over ``--requests`` requests
+through Django's test client, after warm-up) and the SQL query count — first on a database with
+only sites and users, then after seeding N plans (default 100,000; ~1.1 M rows with history) —
+and the Django admin's plan changelist on the same data for comparison.
+
+Targets: dashboard and plan list at N plans ≤ 1.5× their empty-database time, the same query
+count at 0 and N and ≤ 10 queries per page; the portal plan list faster than the admin
+changelist.
+
+Run:  .venv/bin/python bench/pages.py [--plans 100000] [--requests 50]
+      (DATABASE_URL=postgres://… to measure PostgreSQL; a bench_mint_pages database is used)
+Prints the tables; writes bench/results/pages.json (and seed.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import _common
+import seed
+
+WARMUP = 3
+
+
+@dataclass(frozen=True)
+class Page:
+    key: str
+    label: str
+    url: Callable[[dict[str, Any]], str]
+    as_admin: bool = False
+    #: Held to the ≤ 1.5× / same-query-count / ≤ 10-query targets.
+    scaled_target: bool = False
+
+
+PAGES = (
+    Page("dashboard", "dashboard /", lambda c: "/", scaled_target=True),
+    Page("list_first", "plan list, first page", lambda c: "/plans/", scaled_target=True),
+    Page(
+        "list_filtered",
+        "plan list, site + state filter",
+        lambda c: f"/plans/?site={c['site_id']}&state=accepted",
+        scaled_target=True,
+    ),
+    Page(
+        "list_failed",
+        "plan list, delivery=failed",
+        lambda c: "/plans/?delivery=failed",
+        scaled_target=True,
+    ),
+    Page(
+        "list_deep",
+        "plan list, deep page",
+        lambda c: f"/plans/?page={c['deep_page']}",
+        scaled_target=True,
+    ),
+    Page("detail", "plan detail, 20 attempts", lambda c: f"/plans/{c['detail_pk']}/"),
+    Page("admin_list", "admin plan changelist", lambda c: "/admin/plans/plan/", as_admin=True),
+    Page(
+        "admin_deep",
+        "admin changelist, deep page",
+        lambda c: f"/admin/plans/plan/?p={c['deep_page']}",
+        as_admin=True,
+    ),
+)
+
+
+def plain_static_storage() -> None:
+    """Serve static files straight from static/ (as the tests do) so no collectstatic is needed.
+
+    Production uses WhiteNoise's manifest storage; its per-``{% static %}`` lookup is a dict
+    access, so this does not flatter the numbers.
+    """
+    from django.conf import settings
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+def ensure_admin_registered() -> str:
+    """The admin changelist to compare with: the project's own, or Django's default one."""
+    from django.contrib import admin
+
+    from plans.models import Plan
+
+    if admin.site.is_registered(Plan):
+        return "plans.admin (project's ModelAdmin)"
+    admin.site.register(Plan)
+    return "default ModelAdmin (plans.admin does not register Plan yet)"
+
+
+def detail_plan(cast: seed.Cast) -> int:
+    """One plan with one message and 20 delivery attempts (19 failures, then accepted)."""
+    from django.utils import timezone
+
+    from plans import services
+    from plans.mint.payload import encode_body
+    from plans.models import DeliveryAttempt, Plan, PlanState, Submission
+
+    start = timezone.now().replace(microsecond=0) + timedelta(hours=3)
+    plan = services.plan_create(
+        user=cast.dispatcher,
+        location=cast.locations[0],
+        scheduled_start=start,
+        scheduled_end=start + timedelta(hours=4),
+        target_kind="range",
+        expected_range_km=240,
+    )
+    submission = services.plan_submit(plan=plan, user=cast.dispatcher)
+    body = encode_body(submission.payload)
+    DeliveryAttempt.objects.bulk_create(
+        DeliveryAttempt(
+            submission=submission,
+            started_at=submission.created_at + timedelta(seconds=10 * i),
+            trigger="scheduled",
+            worker="bench-worker",
+            duration_ms=120,
+            http_status=200 if i == 19 else 503,
+            outcome="accepted" if i == 19 else "unavailable",
+            error="" if i == 19 else "MINT answered 503 Service Unavailable",
+            request_body=body,
+        )
+        for i in range(20)
+    )
+    Submission.objects.filter(pk=submission.pk).update(state="accepted", attempt_count=20)
+    Plan.objects.filter(pk=plan.pk).update(state=PlanState.ACCEPTED)
+    return plan.pk
+
+
+def measure(client: Any, url: str, requests: int) -> dict[str, Any]:
+    """Warm up, count the queries of one request, then time ``requests`` requests."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    try:
+        for _ in range(WARMUP):
+            response = client.get(url)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(url)
+        # Read now: the next request's request_started signal empties the query log.
+        queries = [q["sql"] for q in captured.captured_queries]
+    except Exception as exc:
+        return {"url": url, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:120]}
+    if response.status_code != 200:
+        return {"url": url, "status": response.status_code, "error": f"HTTP {response.status_code}"}
+    timings = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        client.get(url)
+        timings.append(time.perf_counter() - started)
+    return {
+        "url": url,
+        "status": 200,
+        "queries": len(queries),
+        "sql": [sql[:300] for sql in queries],
+        "bytes": len(response.content),
+        **_common.summary_ms(timings),
+    }
+
+
+def measure_all(clients: dict[bool, Any], context: dict[str, Any], requests: int) -> dict:
+    results = {}
+    for page in PAGES:
+        results[page.key] = measure(clients[page.as_admin], page.url(context), requests)
+        r = results[page.key]
+        shown = r.get("error") or f"{r['median_ms']:.1f} ms, {r['queries']} queries"
+        print(f"  {page.label:32} {shown}", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plans", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=50)
+    args = parser.parse_args()
+    if args.requests < 30:
+        parser.error("--requests must be at least 30 for a meaningful p95")
+
+    url = _common.setup_django("pages")
+    plain_static_storage()
+    admin_kind = ensure_admin_registered()
+    from django.test import Client
+
+    from plans.models import Plan
+    from plans.views import PLANS_PER_PAGE
+
+    cast = seed.seed_base()
+    portal, admin = Client(), Client()
+    portal.force_login(cast.dispatcher)
+    admin.force_login(cast.admin)
+    clients = {False: portal, True: admin}
+    context = {
+        "site_id": cast.locations[0].pk,
+        "detail_pk": detail_plan(cast),
+        # Halfway through the N-plan list; on the empty database it clamps to the last page.
+        "deep_page": max(1, args.plans // PLANS_PER_PAGE // 2),
+    }
+
+    print(f"\nPages on an empty database ({Plan.objects.count()} plan), {_common.db_label()}")
+    empty = measure_all(clients, context, args.requests)
+
+    # One full page of plans: the same rows rendered as at N, so page/N isolates data volume
+    # from the cost of drawing 50 rows instead of none.
+    seed.seed_plans(cast=cast, plans=PLANS_PER_PAGE, seed=seed.SEED + 1, verbose=False)
+    print(f"\nPages at one full page ({Plan.objects.count()} plans)")
+    one_page = measure_all(clients, context, args.requests)
+
+    print(f"\nSeeding {args.plans - PLANS_PER_PAGE:,} more plans …", flush=True)
+    stats = seed.seed_plans(cast=cast, plans=args.plans - PLANS_PER_PAGE)
+    seed_data = seed.report(stats)
+
+    print(f"\nPages at {Plan.objects.count():,} plans")
+    full = measure_all(clients, context, args.requests)
+
+    report(args, admin_kind, context, empty, one_page, full, seed_data)
+    _common.drop_postgres_database(url)
+
+
+def report(args, admin_kind, context, empty, one_page, full, seed_data) -> None:
+    from plans.views import PLANS_PER_PAGE
+
+    n = args.plans
+    rows, pages = [], {}
+    for page in PAGES:
+        e, o, f = empty[page.key], one_page[page.key], full[page.key]
+        slowdown = _common.ratio(f.get("median_ms"), e.get("median_ms"))
+        volume = _common.ratio(f.get("median_ms"), o.get("median_ms"))
+        pages[page.key] = {
+            "label": page.label,
+            "empty": e,
+            "one_page": o,
+            "full": f,
+            "ratio_median": slowdown,
+            "ratio_median_vs_one_page": volume,
+        }
+        rows.append(
+            (
+                page.label,
+                e.get("queries"),
+                f.get("queries"),
+                e.get("median_ms"),
+                e.get("p95_ms"),
+                o.get("median_ms"),
+                f.get("median_ms"),
+                f.get("p95_ms"),
+                slowdown,
+                volume,
+                f.get("error") or e.get("error") or "",
+            )
+        )
+    _common.print_table(
+        f"Server time per page, empty database vs {n:,} plans "
+        f"({args.requests} requests each, test client, {_common.db_label()})",
+        [
+            "page",
+            "queries@0",
+            f"queries@{n:,}",
+            "median@0 ms",
+            "p95@0 ms",
+            f"median@{PLANS_PER_PAGE} ms",
+            f"median@{n:,} ms",
+            f"p95@{n:,} ms",
+            f"{n:,}/0",
+            f"{n:,}/{PLANS_PER_PAGE}",
+            "note",
+        ],
+        rows,
+    )
+
+    comparisons = []
+    for portal_key, admin_key, what in (
+        ("list_first", "admin_list", "first page"),
+        ("list_deep", "admin_deep", "deep page"),
+    ):
+        p, a = full[portal_key], full[admin_key]
+        comparisons.append(
+            {
+                "what": what,
+                "portal_ms": p.get("median_ms"),
+                "admin_ms": a.get("median_ms"),
+                "portal_queries": p.get("queries"),
+                "admin_queries": a.get("queries"),
+                "ratio": _common.ratio(p.get("median_ms"), a.get("median_ms")),
+            }
+        )
+    _common.print_table(
+        f"Portal plan list vs admin changelist at {n:,} plans (admin: {admin_kind})",
+        ["page", "portal ms", "admin ms", "portal queries", "admin queries", "portal/admin"],
+        [
+            (
+                c["what"],
+                c["portal_ms"],
+                c["admin_ms"],
+                c["portal_queries"],
+                c["admin_queries"],
+                c["ratio"],
+            )
+            for c in comparisons
+        ],
+    )
+
+    targets = []
+    for page in PAGES:
+        if not page.scaled_target:
+            continue
+        e, f = empty[page.key], full[page.key]
+        slowdown = pages[page.key]["ratio_median"]
+        targets.append(
+            _common.target(
+                f"{page.label}: time@{n:,} / time@0 "
+                f"({pages[page.key]['ratio_median_vs_one_page']} vs {PLANS_PER_PAGE})",
+                slowdown,
+                "≤ 1.5",
+                None if slowdown is None else slowdown <= 1.5,
+            )
+        )
+        same = e.get("queries") is not None and e.get("queries") == f.get("queries")
+        targets.append(
+            _common.target(
+                f"{page.label}: queries@0 = queries@{n:,} ≤ 10",
+                f"{e.get('queries')} / {f.get('queries')}",
+                "equal, ≤ 10",
+                None if f.get("queries") is None else same and f["queries"] <= 10,
+            )
+        )
+    first = comparisons[0]
+    targets.append(
+        _common.target(
+            "portal list / admin changelist (first page)",
+            first["ratio"],
+            "< 1",
+            None if first["ratio"] is None else first["ratio"] < 1,
+        )
+    )
+    _common.print_targets("Page targets", targets)
+    _common.write_json(
+        "pages",
+        {
+            "plans": n,
+            "requests_per_page": args.requests,
+            "admin": admin_kind,
+            "context": context,
+            "seed": seed_data,
+            "pages": pages,
+            "portal_vs_admin": comparisons,
+            "targets": targets,
+        },
+    )
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        traceback.print_exc()
+        raise SystemExit(1) from None
