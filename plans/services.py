@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -444,113 +444,156 @@ def _backoff_seconds(attempt_count: int) -> float:
 
 
 @dataclass(frozen=True)
+class SentMessage:
+    """One claimed message and what MINT made of it, waiting to be recorded."""
+
+    submission: Submission
+    outcome: Outcome
+    started_at: datetime
+
+
+@dataclass(frozen=True)
 class DeliveryResult:
     attempt: DeliveryAttempt
     state: str
     lease_lost: bool
 
 
-@transaction.atomic
-def submission_record_outcome(
-    *,
-    submission: Submission,
-    outcome: Outcome,
-    started_at: datetime,
-    worker: str,
-) -> DeliveryResult:
-    """Record one HTTP attempt and move the message and its plan to the state it leads to."""
-    now = timezone.now()
-    sub = Submission.objects.select_related("plan").get(pk=submission.pk)
-    plan = sub.plan
-    attempt = DeliveryAttempt(
-        submission=sub,
-        started_at=started_at,
-        trigger=submission.next_trigger,
-        worker=worker,
-        duration_ms=outcome.duration_ms,
-        http_status=outcome.http_status,
-        outcome=outcome.kind,
-        mint_messages=list(getattr(outcome, "messages", [])),
-        error=getattr(outcome, "error", "") or "",
-        request_body=outcome.body_sent,
-    )
-    # Another worker took the message over after our lease ran out: the attempt happened and is
-    # kept, but the message's state now belongs to the new owner.
-    if sub.lease_owner != submission.lease_owner or sub.state != SubmissionState.SENDING:
-        attempt.save()
-        return DeliveryResult(attempt=attempt, state=sub.state, lease_lost=True)
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text.endswith((".", "!", "?")) else f"{text}."
 
-    sub.attempt_count += 1
-    sub.lease_owner = ""
-    sub.lease_expires_at = None
-    sub.next_trigger = Submission.Trigger.SCHEDULED
-    ms = f"{outcome.duration_ms} ms"
+
+def _next_step(sent: SentMessage, now: datetime) -> tuple[str, dict[str, object], str]:
+    """Where one attempt leads the message: its new state, the columns to set, and why."""
+    sub, outcome = sent.submission, sent.outcome
+    attempts = sub.attempt_count + 1
+    changes: dict[str, object] = {
+        "attempt_count": attempts,
+        "lease_owner": "",
+        "lease_expires_at": None,
+        "next_trigger": Submission.Trigger.SCHEDULED,
+    }
+    error = getattr(outcome, "error", "") or ""
     if outcome.kind == "accepted":
-        sub.state, sub.finished_at, sub.next_attempt_at = SubmissionState.ACCEPTED, now, None
-        sub.last_error, sub.mint_messages = "", []
-        reason = f"MINT accepted message {sub.message_id} (HTTP 200, {ms})."
-    elif outcome.kind == "rejected":
-        sub.state, sub.finished_at, sub.next_attempt_at = SubmissionState.REJECTED, now, None
-        sub.mint_messages = attempt.mint_messages
-        sub.last_error = ""
-        reason = "MINT rejected the plan: " + " ".join(attempt.mint_messages)
-    else:
-        delay = _backoff_seconds(sub.attempt_count)
-        retry_after = getattr(outcome, "retry_after", None)
-        if retry_after:
-            delay = max(delay, float(retry_after))
-        next_at = now + timedelta(seconds=delay)
-        sub.last_error = attempt.error
-        if next_at > sub.deadline:
-            sub.state, sub.finished_at, sub.next_attempt_at = SubmissionState.FAILED, now, None
-            reason = (
-                f"Gave up after {sub.attempt_count} attempts: the delivery deadline "
-                f"{timezone.localtime(sub.deadline):%Y-%m-%d %H:%M %Z} has passed. "
-                f"Last error: {attempt.error}"
-            )
-        else:
-            sub.state, sub.next_attempt_at = SubmissionState.RETRYING, next_at
-            attempt.next_attempt_at = next_at
-            reason = f"{attempt.error} Next attempt in {delay:.0f} s."
-    attempt.save()
-    sub.save()
-    plan_state = PlanState(sub.state)
-    _record(
-        PlanEvent(
-            plan=plan,
-            at=now,
-            action=PlanEvent.Action.DELIVERY,
-            from_state=plan.state,
-            to_state=plan_state,
-            revision=sub.revision,
-            actor=worker,
-            reason=reason,
+        changes.update(finished_at=now, next_attempt_at=None, last_error="", mint_messages=[])
+        reason = f"MINT accepted message {sub.message_id} (HTTP 200, {outcome.duration_ms} ms)."
+        return SubmissionState.ACCEPTED, changes, reason
+    if outcome.kind == "rejected":
+        changes.update(finished_at=now, next_attempt_at=None, last_error="")
+        changes["mint_messages"] = list(outcome.messages)
+        return (
+            SubmissionState.REJECTED,
+            changes,
+            "MINT rejected the plan: " + " ".join(outcome.messages),
         )
-    )
-    Plan.objects.filter(pk=plan.pk).update(state=plan_state, updated_at=now)
-    logger.info(
-        "delivery attempt",
-        extra={
-            "plan_id": plan.pk,
-            "message_id": str(sub.message_id),
-            "outcome": outcome.kind,
-            "http_status": outcome.http_status,
-            "latency_ms": outcome.duration_ms,
-            "state": sub.state,
-        },
-    )
-    return DeliveryResult(attempt=attempt, state=sub.state, lease_lost=False)
+    delay = _backoff_seconds(attempts)
+    retry_after = getattr(outcome, "retry_after", None)
+    if retry_after:
+        delay = max(delay, float(retry_after))
+    next_at = now + timedelta(seconds=delay)
+    changes["last_error"] = error
+    if next_at > sub.deadline:
+        changes.update(finished_at=now, next_attempt_at=None)
+        reason = (
+            f"Gave up after {attempts} attempts: the delivery deadline "
+            f"{timezone.localtime(sub.deadline):%Y-%m-%d %H:%M %Z} has passed. "
+            f"Last error: {_sentence(error)}"
+        )
+        return SubmissionState.FAILED, changes, reason
+    changes["next_attempt_at"] = next_at
+    return SubmissionState.RETRYING, changes, f"{_sentence(error)} Next attempt in {delay:.0f} s."
 
 
-def submission_deliver(*, submission: Submission, client, worker: str) -> DeliveryResult:
-    """Send one claimed message to MINT and record what happened. Never raises for MINT's sake."""
-    from plans.mint.payload import encode_body
+@transaction.atomic
+def submissions_record_outcomes(*, sent: list[SentMessage], worker: str) -> list[DeliveryResult]:
+    """Record attempts and move each message and its plan to the state its outcome leads to.
 
-    started_at = timezone.now()
-    outcome = client.send_plan(encode_body(submission.payload))
-    return submission_record_outcome(
-        submission=submission, outcome=outcome, started_at=started_at, worker=worker
+    One transaction for a whole group of sends, with bulk inserts: a worker that has several
+    results ready pays for one commit, not one each. A message moves on only while our lease on
+    it holds; when the lease ran out, another worker owns the message and only the attempt
+    itself (which did happen) is recorded.
+    """
+    now = timezone.now()
+    held = set(
+        Submission.objects.select_for_update()
+        .filter(
+            pk__in=[item.submission.pk for item in sent],
+            lease_owner__in={item.submission.lease_owner for item in sent},
+            state=SubmissionState.SENDING,
+        )
+        .values_list("pk", "lease_owner")
     )
+    attempts, events, results = [], [], []
+    accepted: list[int] = []
+    plans_by_state: dict[str, list[int]] = {}
+    for item in sent:
+        sub, outcome = item.submission, item.outcome
+        state, changes, reason = _next_step(item, now)
+        attempt = DeliveryAttempt(
+            submission_id=sub.pk,
+            started_at=item.started_at,
+            trigger=sub.next_trigger,
+            worker=worker,
+            duration_ms=outcome.duration_ms,
+            http_status=outcome.http_status,
+            outcome=outcome.kind,
+            mint_messages=list(getattr(outcome, "messages", [])),
+            error=getattr(outcome, "error", "") or "",
+            request_body=outcome.body_sent,
+            next_attempt_at=changes.get("next_attempt_at"),
+        )
+        attempts.append(attempt)
+        if (sub.pk, sub.lease_owner) not in held:
+            results.append(DeliveryResult(attempt=attempt, state="", lease_lost=True))
+            continue
+        if state == SubmissionState.ACCEPTED:
+            accepted.append(sub.pk)
+        else:
+            Submission.objects.filter(pk=sub.pk).update(state=state, **changes)
+        plans_by_state.setdefault(state, []).append(sub.plan_id)
+        events.append(
+            PlanEvent(
+                plan_id=sub.plan_id,
+                at=now,
+                action=PlanEvent.Action.DELIVERY,
+                from_state=PlanState.SENDING,
+                to_state=state,
+                revision=sub.revision,
+                actor=worker,
+                reason=reason,
+            )
+        )
+        results.append(DeliveryResult(attempt=attempt, state=state, lease_lost=False))
+    if accepted:
+        Submission.objects.filter(pk__in=accepted).update(
+            state=SubmissionState.ACCEPTED,
+            attempt_count=F("attempt_count") + 1,
+            lease_owner="",
+            lease_expires_at=None,
+            next_trigger=Submission.Trigger.SCHEDULED,
+            finished_at=now,
+            next_attempt_at=None,
+            last_error="",
+            mint_messages=[],
+        )
+    DeliveryAttempt.objects.bulk_create(attempts)
+    _record(*events)
+    for state, plan_ids in plans_by_state.items():
+        Plan.objects.filter(pk__in=plan_ids).update(state=state, updated_at=now)
+    for item, result in zip(sent, results, strict=True):
+        logger.info(
+            "delivery attempt",
+            extra={
+                "plan_id": item.submission.plan_id,
+                "message_id": str(item.submission.message_id),
+                "outcome": item.outcome.kind,
+                "http_status": item.outcome.http_status,
+                "latency_ms": item.outcome.duration_ms,
+                "state": result.state or "lease lost",
+            },
+        )
+    return results
 
 
 @transaction.atomic

@@ -180,7 +180,7 @@ def health_sparkline(hourly: list) -> str:
 
     Server-rendered SVG (no script, no inline style), with a text alternative for screen readers.
     """
-    width, height, gap = 4, 18, 1
+    width, height, gap = 3, 16, 1
     bars = []
     described = 0
     for start, up, made in hourly or []:

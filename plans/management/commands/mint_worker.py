@@ -4,24 +4,83 @@ A thin loop around ``plans.services``: beat the heartbeat, check MINT's health o
 interval, claim due messages under a lease, send each one and record what happened. Several
 workers on several machines share one queue. SIGTERM and SIGINT finish the message on the wire,
 hand the rest of the batch back to the queue and exit.
+
+Recording an attempt (one short transaction) runs on a second thread, so the next message is
+already on its way while the last one's result is written: a worker then delivers at nearly the
+rate the network allows. Every batch is fully recorded before the next claim.
 """
 
+import logging
 import os
+import queue
 import signal
 import socket
+import threading
 import time
 import uuid
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from plans import services
 
+logger = logging.getLogger("plans.delivery")
+
 HEARTBEAT_EVERY = 5.0
+#: At most this many results are recorded in one transaction.
+RECORD_GROUP_MAX = 50
 #: While MINT says it is down, ask again this often instead of sending plans.
 DOWN_RECHECK_EVERY = 5.0
+
+
+class Recorder:
+    """Writes delivery outcomes on its own thread (and its own database connection)."""
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self.pending: queue.Queue = queue.Queue()
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="mint-recorder", daemon=True)
+        self.thread.start()
+
+    def record(self, *, submission, outcome, started_at) -> None:
+        self.pending.put((submission, outcome, started_at))
+
+    def wait(self) -> None:
+        """Block until everything handed over is in the database; re-raise a recording error."""
+        self.pending.join()
+        if self.failure is not None:
+            raise self.failure
+
+    def close(self) -> None:
+        self.pending.put(None)
+        self.thread.join()
+
+    def _run(self) -> None:
+        try:
+            stop = False
+            while not stop:
+                group = [self.pending.get()]
+                # Take whatever else is ready too: one transaction records the whole group.
+                while len(group) < RECORD_GROUP_MAX and not self.pending.empty():
+                    group.append(self.pending.get_nowait())
+                if group[-1] is None:
+                    stop = True
+                sent = [services.SentMessage(*item) for item in group if item is not None]
+                try:
+                    if sent:
+                        services.submissions_record_outcomes(sent=sent, worker=self.worker)
+                except Exception as exc:
+                    # The leases run out and the messages are sent again; stop so it is noticed.
+                    logger.exception("could not record delivery attempts")
+                    self.failure = exc
+                finally:
+                    for _ in group:
+                        self.pending.task_done()
+        finally:
+            connections.close_all()
 
 
 class Command(BaseCommand):
@@ -54,6 +113,7 @@ class Command(BaseCommand):
         self.last_health = 0.0
         self.last_beat = 0.0
         self.stdout.write(f"mint_worker {self.name} delivering to {settings.MINT_API_URL}")
+        self.recorder = Recorder(self.name)
         try:
             while not self.stopping:
                 close_old_connections()
@@ -72,32 +132,36 @@ class Command(BaseCommand):
                     continue
                 self._deliver(batch)
         finally:
+            self.recorder.close()
             self._beat(stopping=True)
             self.stdout.write(f"mint_worker {self.name} stopped")
 
     def _deliver(self, batch: list) -> None:
+        from plans.mint.payload import encode_body
+
         for index, submission in enumerate(batch):
             if self.stopping:
-                services.submissions_release(
-                    submissions=batch[index:],
-                    worker=self.name,
-                    reason="Handed back to the queue: the worker was stopped before sending.",
-                )
-                return
-            result = services.submission_deliver(
-                submission=submission, client=self.client, worker=self.name
-            )
-            if result.attempt.outcome in ("unavailable", "unauthorized"):
+                self._release(batch[index:], "the worker was stopped before sending")
+                break
+            started_at = timezone.now()
+            outcome = self.client.send_plan(encode_body(submission.payload))
+            self.recorder.record(submission=submission, outcome=outcome, started_at=started_at)
+            if outcome.retryable or outcome.kind == "unauthorized":
                 # One failure may be a blip; ask /health/ before spending the batch's attempts.
                 self._check_health()
                 if self.mint_down:
-                    services.submissions_release(
-                        submissions=batch[index + 1 :],
-                        worker=self.name,
-                        reason="Waiting: MINT reports that it is down (/health/).",
-                    )
-                    return
+                    self._release(batch[index + 1 :], "MINT reports that it is down (/health/)")
+                    break
             self._beat()
+        self.recorder.wait()
+
+    def _release(self, submissions: list, why: str) -> None:
+        if submissions:
+            services.submissions_release(
+                submissions=submissions,
+                worker=self.name,
+                reason=f"Handed back to the queue: {why}.",
+            )
 
     def _check_health_if_due(self) -> None:
         interval = settings.MINT_HEALTH_INTERVAL
