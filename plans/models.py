@@ -416,3 +416,17 @@ class MintStatus(models.Model):
 
     def __str__(self) -> str:
         return f"MINT {self.result or 'unknown'} at {self.checked_at}"
+
+
+class PlanStateCount(models.Model):
+    """How many plans are in each state, kept by the services with every history row.
+
+    The dashboard reads seven rows instead of counting every plan ever made; the counts move in
+    the same transaction as the state changes, from the ``PlanEvent`` rows that record them.
+    """
+
+    state = models.CharField(max_length=10, choices=PlanState.choices, primary_key=True)
+    count = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.state}: {self.count}"

@@ -7,6 +7,7 @@ writes. Each function is keyword-only and atomic; history rows are only ever app
 import logging
 import random
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,6 +32,7 @@ from plans.models import (
     Plan,
     PlanEvent,
     PlanState,
+    PlanStateCount,
     Submission,
     SubmissionState,
     WorkerHeartbeat,
@@ -92,8 +94,22 @@ def _event(
 
 
 def _record(*events: PlanEvent) -> None:
-    """Append history rows and log each as one structured line (never anything secret)."""
+    """Append history rows, move the per-state plan counts with them, and log each row as one
+    structured line (never anything secret)."""
     PlanEvent.objects.bulk_create(events)
+    deltas: Counter[str] = Counter()
+    for event in events:
+        if event.from_state:
+            deltas[event.from_state] -= 1
+        deltas[event.to_state] += 1
+    for state, delta in deltas.items():
+        if delta and not PlanStateCount.objects.filter(state=state).update(
+            count=F("count") + delta
+        ):
+            PlanStateCount.objects.bulk_create(
+                [PlanStateCount(state=state, count=0)], ignore_conflicts=True
+            )
+            PlanStateCount.objects.filter(state=state).update(count=F("count") + delta)
     for event in events:
         logger.info(
             "plan state change",
@@ -371,6 +387,16 @@ def plan_retry(*, plan: Plan, user: AbstractBaseUser) -> Submission:
     )
     submission.refresh_from_db()
     return submission
+
+
+def plan_state_counts_rebuild() -> None:
+    """Recount plans per state from scratch (after a bulk import that bypassed the services)."""
+    with transaction.atomic():
+        actual = dict(Plan.objects.order_by().values_list("state").annotate(n=Count("id")))
+        for state in PlanState.values:
+            PlanStateCount.objects.update_or_create(
+                state=state, defaults={"count": actual.get(state, 0)}
+            )
 
 
 # --- delivery ----------------------------------------------------------------------------------

@@ -61,3 +61,17 @@ def dispatcher_client(client, dispatcher):
 def viewer_client(client, viewer):
     client.force_login(viewer)
     return client
+
+
+@pytest.fixture
+def counts_stay_true(db):
+    """After the test, the dashboard's per-state counts still match the plans themselves."""
+    yield
+    from django.db.models import Count
+
+    from plans.models import Plan
+    from plans.selectors import state_counts
+
+    actual = dict(Plan.objects.order_by().values_list("state").annotate(n=Count("id")))
+    counts = state_counts()
+    assert {k: v for k, v in counts.items() if v} == actual

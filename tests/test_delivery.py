@@ -14,6 +14,9 @@ from tests.factories import make_plan
 WIRE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
+pytestmark = pytest.mark.usefixtures("counts_stay_true")
+
+
 @pytest.fixture
 def mint(settings, mint_sandbox):
     """Point the portal at the sandbox; a short read timeout keeps hang tests quick."""

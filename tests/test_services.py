@@ -12,6 +12,8 @@ from plans.models import Plan, PlanEvent, PlanState
 from plans.timezones import LocalTimeError, local_to_utc
 from tests.factories import make_location, make_plan
 
+pytestmark = pytest.mark.usefixtures("counts_stay_true")
+
 
 @pytest.mark.django_db
 def test_it_clears_the_other_target_when_the_kind_is_chosen(dispatcher):

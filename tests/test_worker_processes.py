@@ -28,6 +28,9 @@ def accepted_count() -> int:
     return Submission.objects.filter(state="accepted").count()
 
 
+pytestmark = pytest.mark.usefixtures("counts_stay_true")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_workers_claims_are_taken_over_with_the_same_message_ids(mint_sandbox, dispatcher):
     plans = queue_plans(dispatcher, 60)

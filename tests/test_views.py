@@ -1,0 +1,978 @@
+"""Every page and action: the happy path, who may not, and what bad input does."""
+
+import html
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test.html import Element, parse_html
+from django.utils import timezone
+
+from plans import services
+from plans.mint.outcomes import Accepted, HealthResult, Rejected
+from plans.models import Plan, PlanState, Submission
+from tests.factories import make_location, make_plan
+
+NEXT_YEAR = timezone.now().year + 1
+WINTER_DAY = date(NEXT_YEAR, 1, 15)
+SPEC_FIELDS = [
+    "messageId",
+    "locationId",
+    "transactionId",
+    "status",
+    "timestamp",
+    "scheduledStartTime",
+    "scheduledEndTime",
+]
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def settle(plan: Plan, user, outcome) -> Plan:
+    """Submit ``plan`` and record MINT's answer for it, through the services the worker uses."""
+    services.plan_submit(plan=plan, user=user)
+    claimed = services.submissions_claim(worker="test-worker", limit=100)
+    mine = [s for s in claimed if s.plan_id == plan.pk]
+    others = [s for s in claimed if s.plan_id != plan.pk]
+    services.submissions_release(submissions=others, worker="test-worker", reason="Not this one.")
+    sent = services.SentMessage(submission=mine[0], outcome=outcome, started_at=timezone.now())
+    services.submissions_record_outcomes(sent=[sent], worker="test-worker")
+    plan.refresh_from_db()
+    return plan
+
+
+def accept(plan: Plan, user) -> Plan:
+    return settle(plan, user, Accepted(http_status=200, duration_ms=12, body_sent="{}"))
+
+
+def reject(plan: Plan, user, *messages: str) -> Plan:
+    outcome = Rejected(http_status=400, duration_ms=12, body_sent="{}", messages=list(messages))
+    return settle(plan, user, outcome)
+
+
+def make_past_plan(*, user, **extra) -> Plan:
+    """A plan a dispatcher made three days ago, whose window is now over."""
+    earlier = timezone.now() - timedelta(days=3)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(timezone, "now", lambda: earlier)
+        return make_plan(user=user, **extra)
+
+
+def plan_at(*, user, start: datetime, hours: int = 3, **extra) -> Plan:
+    return make_plan(
+        user=user, scheduled_start=start, scheduled_end=start + timedelta(hours=hours), **extra
+    )
+
+
+def form_post(location, **changes) -> dict:
+    data = {
+        "location": str(location.pk),
+        "start_local": f"{WINTER_DAY.isoformat()}T10:00",
+        "end_local": f"{WINTER_DAY.isoformat()}T14:00",
+        "target_kind": "range",
+        "expected_range_km": "240",
+        "average_consumption": "18.5",
+        "expected_charge_kwh": "",
+        "status_note": "",
+        "action": "save",
+    }
+    data.update(changes)
+    return data
+
+
+def element_by_id(page: str, element_id: str) -> Element:
+    stack = [parse_html(page)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            continue
+        if dict(node.attributes).get("id") == element_id:
+            return node
+        stack.extend(node.children)
+    raise AssertionError(f"no element with id {element_id!r}")
+
+
+def text_of(node) -> str:
+    if isinstance(node, str):
+        return node
+    return " ".join(text_of(child) for child in node.children)
+
+
+def json_body(page: str) -> dict:
+    match = re.search(r'<pre class="json" tabindex="0">(.*?)</pre>', page, re.DOTALL)
+    assert match, "no JSON body on the page"
+    return json.loads(html.unescape(match.group(1)))
+
+
+def listed_ids(response) -> list[int]:
+    return [plan.pk for plan in response.context["plans"]]
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """The cast's passwords are hashed once per test; the production hasher would cost seconds."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def brussels(db):
+    return make_location()
+
+
+@pytest.fixture
+def newark(db):
+    return make_location("US-EWR-03", "Newark Yard", "America/New_York")
+
+
+@pytest.fixture
+def plan(dispatcher, brussels) -> Plan:
+    return make_plan(user=dispatcher, location=brussels)
+
+
+@pytest.fixture
+def outsider_client(client, outsider):
+    client.force_login(outsider)
+    return client
+
+
+@pytest.fixture
+def editor_client(client, db):
+    """Someone who may create and edit plans but not send them to MINT."""
+    user = User.objects.create_user(username="editor", password="editor-pass-123")
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="plans", codename__in=["view_plan", "change_plan"]
+        )
+    )
+    client.force_login(user)
+    return client
+
+
+# --- permissions for every view ------------------------------------------------------------------
+
+
+READ_PAGES = [
+    "/",
+    "/plans/",
+    "/plans/{pk}/",
+    "/plans/{pk}/status/",
+    "/mint-health/",
+]
+CHANGE_PAGES = ["/plans/new/", "/plans/{pk}/edit/"]
+POST_ONLY = [
+    "/plans/{pk}/duplicate/",
+    "/plans/{pk}/submit/",
+    "/plans/{pk}/retry/",
+    "/plans/submit-selected/",
+]
+
+
+@pytest.mark.parametrize("url", READ_PAGES + CHANGE_PAGES)
+def test_it_shows_an_outsider_403_on_every_page(outsider_client, plan, url):
+    response = outsider_client.get(url.format(pk=plan.pk))
+
+    assert response.status_code == 403
+    assert "has no access to plans yet" in response.content.decode()
+
+
+@pytest.mark.parametrize("url", READ_PAGES)
+def test_it_lets_a_viewer_read(viewer_client, plan, url):
+    assert viewer_client.get(url.format(pk=plan.pk)).status_code == 200
+
+
+@pytest.mark.parametrize("url", CHANGE_PAGES)
+def test_it_shows_a_viewer_403_on_the_form_pages(viewer_client, plan, url):
+    response = viewer_client.get(url.format(pk=plan.pk))
+
+    assert response.status_code == 403
+    assert "can read plans but not make this change" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "url", ["/plans/new/", "/plans/{pk}/edit/", *POST_ONLY], ids=lambda u: u.strip("/")
+)
+def test_it_refuses_every_change_from_a_viewer(viewer_client, dispatcher, brussels, url):
+    draft = make_plan(user=dispatcher, location=brussels)
+    rejected = reject(make_plan(user=dispatcher, location=brussels), dispatcher, "No.")
+    target = rejected if url.endswith("/retry/") else draft
+    before = (Plan.objects.count(), Submission.objects.count())
+    data = {**form_post(brussels, expected_range_km="999"), "plan": [draft.pk]}
+
+    response = viewer_client.post(url.format(pk=target.pk), data)
+
+    assert response.status_code == 403
+    assert (Plan.objects.count(), Submission.objects.count()) == before
+    target.refresh_from_db()
+    assert target.expected_range_km == 240
+    assert target.state == (PlanState.REJECTED if target is rejected else PlanState.DRAFT)
+
+
+@pytest.mark.parametrize("url", POST_ONLY, ids=lambda u: u.strip("/"))
+def test_it_answers_405_to_a_get_on_an_action(dispatcher_client, plan, url):
+    response = dispatcher_client.get(url.format(pk=plan.pk))
+
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    plan.refresh_from_db()
+    assert plan.state == PlanState.DRAFT
+    assert Plan.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("get", "/plans/{pk}/"),
+        ("get", "/plans/{pk}/status/"),
+        ("get", "/plans/{pk}/edit/"),
+        ("get", "/plans/new/?copy={pk}"),
+        ("post", "/plans/{pk}/duplicate/"),
+        ("post", "/plans/{pk}/submit/"),
+        ("post", "/plans/{pk}/retry/"),
+    ],
+)
+def test_it_answers_404_for_a_plan_that_does_not_exist(dispatcher_client, plan, method, url):
+    response = getattr(dispatcher_client, method)(url.format(pk=plan.pk + 1000))
+
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("url", ["/", "/plans/", "/mint-health/", "/plans/{pk}/status/"])
+def test_it_refuses_a_post_to_a_read_page(dispatcher_client, plan, url):
+    assert dispatcher_client.post(url.format(pk=plan.pk)).status_code == 405
+
+
+# --- what a viewer sees --------------------------------------------------------------------------
+
+
+def test_it_shows_a_viewer_no_new_plan_button_on_the_dashboard(client, viewer, dispatcher):
+    client.force_login(dispatcher)
+    dispatcher_page = client.get("/").content.decode()
+    client.force_login(viewer)
+    viewer_page = client.get("/").content.decode()
+
+    assert "New plan" in dispatcher_page and 'href="/plans/new/"' in dispatcher_page
+    assert "New plan" not in viewer_page
+    assert 'href="/plans/new/"' not in viewer_page
+
+
+def test_it_shows_a_viewer_no_buttons_or_checkboxes_on_the_list(client, viewer, dispatcher, plan):
+    client.force_login(dispatcher)
+    dispatcher_page = client.get("/plans/").content.decode()
+    client.force_login(viewer)
+    viewer_page = client.get("/plans/").content.decode()
+
+    for text in ("New plan", "Submit selected", "Submit all 1 draft", f'id="select-{plan.pk}"'):
+        assert text in dispatcher_page
+        assert text not in viewer_page
+    assert 'href="/plans/new/"' not in viewer_page
+
+
+def test_it_gives_a_viewer_no_submit_form_on_the_list(viewer_client, plan):
+    page = viewer_client.get("/plans/").content.decode()
+
+    assert f'href="/plans/{plan.pk}/"' in page
+    assert 'action="/plans/submit-selected/"' not in page
+    assert 'name="page_drafts"' not in page
+
+
+@pytest.mark.parametrize("state", ["draft", "rejected"])
+def test_it_shows_a_viewer_no_action_on_the_plan_page(client, viewer, dispatcher, brussels, state):
+    plan = make_plan(user=dispatcher, location=brussels)
+    if state == "rejected":
+        reject(plan, dispatcher, "expectedRange: too far.")
+    expected = {
+        f'href="/plans/{plan.pk}/edit/"': True,
+        f'action="/plans/{plan.pk}/duplicate/"': True,
+        f'action="/plans/{plan.pk}/submit/"': state == "draft",
+        f'action="/plans/{plan.pk}/retry/"': state == "rejected",
+        "Submit to MINT": state == "draft",
+        "Retry now": state == "rejected",
+    }
+    client.force_login(dispatcher)
+    dispatcher_page = client.get(f"/plans/{plan.pk}/").content.decode()
+    client.force_login(viewer)
+    viewer_page = client.get(f"/plans/{plan.pk}/").content.decode()
+    viewer_status = client.get(f"/plans/{plan.pk}/status/").content.decode()
+
+    assert {text: text in dispatcher_page for text in expected} == expected
+    for text in [*expected, ">Duplicate<", 'method="post" action="/plans/']:
+        assert text not in viewer_page
+        assert text not in viewer_status
+
+
+# --- dashboard -----------------------------------------------------------------------------------
+
+
+def test_it_counts_plans_by_state_on_the_dashboard(dispatcher_client, dispatcher, brussels):
+    make_plan(user=dispatcher, location=brussels)
+    make_plan(user=dispatcher, location=brussels)
+    services.plan_submit(plan=make_plan(user=dispatcher, location=brussels), user=dispatcher)
+    accept(make_plan(user=dispatcher, location=brussels), dispatcher)
+    reject(make_plan(user=dispatcher, location=brussels), dispatcher, "No.")
+
+    response = dispatcher_client.get("/")
+
+    counts = {card["state"]: card["count"] for card in response.context["state_cards"]}
+    assert counts == {
+        "draft": 2,
+        "queued": 1,
+        "sending": 0,
+        "retrying": 0,
+        "accepted": 1,
+        "rejected": 1,
+        "failed": 0,
+    }
+    page = response.content.decode()
+    shown = dict(
+        re.findall(
+            r'state-card-(\w+)[^"]*" href="[^"]*">\s*<span class="state-card-count">(\d+)<', page
+        )
+    )
+    assert shown == {state: str(count) for state, count in counts.items()}
+    assert "1 plan needs attention:" in page
+
+
+def test_it_lists_only_plans_starting_in_the_next_24_hours(dispatcher_client, dispatcher, brussels):
+    soon = make_plan(user=dispatcher, location=brussels, status_note="soon")
+    later = plan_at(user=dispatcher, location=brussels, start=timezone.now() + timedelta(days=3))
+
+    response = dispatcher_client.get("/")
+
+    assert [p.pk for p in response.context["starting_soon"]] == [soon.pk]
+    page = response.content.decode()
+    assert f'href="/plans/{soon.pk}/"' in page
+    assert f'href="/plans/{later.pk}/"' not in page
+
+
+# --- plan list -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def varied_plans(dispatcher, brussels, newark):
+    """Plans at two sites, in several states, over three days; named by what sets them apart."""
+    base = datetime.combine(WINTER_DAY, datetime.min.time(), tzinfo=UTC)
+    plans = {
+        "bru_day1_draft": plan_at(
+            user=dispatcher, location=brussels, start=base + timedelta(hours=8)
+        ),
+        "ewr_day2_queued": plan_at(
+            user=dispatcher,
+            location=newark,
+            start=base + timedelta(days=1, hours=15),
+            kind="charge",
+            status_note="bus 12 at gate B",
+        ),
+        "bru_day3_accepted": plan_at(
+            user=dispatcher, location=brussels, start=base + timedelta(days=2, hours=6)
+        ),
+        "ewr_day1_rejected": plan_at(
+            user=dispatcher, location=newark, start=base + timedelta(hours=14)
+        ),
+    }
+    services.plan_submit(plan=plans["ewr_day2_queued"], user=dispatcher)
+    accept(plans["bru_day3_accepted"], dispatcher)
+    reject(plans["ewr_day1_rejected"], dispatcher, "No.")
+    return plans
+
+
+def test_it_lists_every_plan_sorted_by_start(dispatcher_client, varied_plans):
+    response = dispatcher_client.get("/plans/")
+
+    expected = sorted(varied_plans.values(), key=lambda p: p.scheduled_start)
+    assert listed_ids(response) == [p.pk for p in expected]
+    page = response.content.decode()
+    positions = [page.index(f'href="/plans/{p.pk}/" title=') for p in expected]
+    assert positions == sorted(positions)
+    assert "4 found" in page
+
+
+def test_it_shows_each_row_on_its_sites_clock_with_utc_beside(dispatcher_client, varied_plans):
+    page = dispatcher_client.get("/plans/").content.decode()
+
+    day1 = WINTER_DAY
+    weekday = f"{day1:%a} {day1.day} {day1:%b}"
+    assert f"{weekday} 09:00 – 12:00 CET" in page
+    assert f"{weekday} 09:00 – 12:00 EST" in page
+    assert f"{day1.isoformat()} 08:00 – 11:00 UTC" in page
+    assert f"{day1.isoformat()} 14:00 – 17:00 UTC" in page
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("site={newark}", ["ewr_day1_rejected", "ewr_day2_queued"]),
+        ("state=queued", ["ewr_day2_queued"]),
+        ("delivery=failed", ["ewr_day1_rejected"]),
+        ("delivery=pending", ["ewr_day2_queued"]),
+        ("delivery=delivered", ["bru_day3_accepted"]),
+        ("day={day2}", ["ewr_day2_queued"]),
+        ("day={day1}", ["bru_day1_draft", "ewr_day1_rejected"]),
+        ("q=gate+b", ["ewr_day2_queued"]),
+        ("q=brussels", ["bru_day1_draft", "bru_day3_accepted"]),
+        ("q=US-EWR", ["ewr_day1_rejected", "ewr_day2_queued"]),
+        ("q={queued_transaction}", ["ewr_day2_queued"]),
+        ("site={newark}&state=rejected", ["ewr_day1_rejected"]),
+    ],
+)
+def test_it_filters_the_list(dispatcher_client, varied_plans, newark, query, expected):
+    url = "/plans/?" + query.format(
+        newark=newark.pk,
+        day1=WINTER_DAY.isoformat(),
+        day2=(WINTER_DAY + timedelta(days=1)).isoformat(),
+        queued_transaction=varied_plans["ewr_day2_queued"].transaction_id,
+    )
+
+    response = dispatcher_client.get(url)
+
+    assert listed_ids(response) == [varied_plans[name].pk for name in expected]
+    assert "Clear filters" in response.content.decode()
+
+
+def test_it_finds_a_plan_by_its_number(dispatcher_client, dispatcher):
+    site = make_location("BE-BRU-A", "Brussels Depot")
+    plans = [make_plan(user=dispatcher, location=site) for _ in range(12)]
+    wanted = plans[10]
+
+    response = dispatcher_client.get(f"/plans/?q={wanted.pk}")
+
+    assert listed_ids(response) == [wanted.pk]
+
+
+def test_it_says_so_when_no_plan_matches(dispatcher_client, varied_plans):
+    response = dispatcher_client.get("/plans/?q=nothing-like-this")
+
+    assert listed_ids(response) == []
+    assert "No plans match these filters." in response.content.decode()
+
+
+def test_it_ignores_filters_it_cannot_read_and_says_so(dispatcher_client, varied_plans):
+    response = dispatcher_client.get("/plans/?state=lost&day=tuesday&site=99999")
+
+    assert len(listed_ids(response)) == 4
+    page = response.content.decode()
+    assert page.count("(ignored)") == 3
+    assert "Enter a valid date." in page
+
+
+def test_it_pages_the_list_fifty_at_a_time(dispatcher_client, dispatcher, brussels):
+    base = timezone.now() + timedelta(days=1)
+    plans = [
+        plan_at(user=dispatcher, location=brussels, start=base + timedelta(minutes=n))
+        for n in range(51)
+    ]
+
+    first = dispatcher_client.get("/plans/")
+    second = dispatcher_client.get("/plans/?page=2")
+    beyond = dispatcher_client.get("/plans/?page=99")
+
+    assert listed_ids(first) == [p.pk for p in plans[:50]]
+    assert listed_ids(second) == [plans[50].pk]
+    assert listed_ids(beyond) == [plans[50].pk]
+    assert "Page 1 of 2" in first.content.decode()
+    assert 'href="?page=2" rel="next"' in first.content.decode()
+    assert "Page 2 of 2" in second.content.decode()
+
+
+def test_it_keeps_the_filters_when_paging(dispatcher_client, dispatcher, brussels):
+    base = timezone.now() + timedelta(days=1)
+    for n in range(51):
+        plan_at(user=dispatcher, location=brussels, start=base + timedelta(minutes=n))
+
+    page = dispatcher_client.get("/plans/?state=draft").content.decode()
+
+    assert 'href="?state=draft&amp;page=2" rel="next"' in page
+
+
+# --- query counts --------------------------------------------------------------------------------
+
+
+def _many_plans(user, count: int) -> None:
+    sites = [make_location(), make_location("US-EWR-03", "Newark Yard", "America/New_York")]
+    for n in range(count):
+        plan = make_plan(user=user, location=sites[n % 2], kind=("range", "charge")[n % 3 == 0])
+        if n % 4 == 1:
+            services.plan_submit(plan=plan, user=user)
+        elif n % 4 == 2:
+            accept(plan, user)
+
+
+@pytest.mark.parametrize("count", [3, 30])
+def test_it_lists_plans_in_a_fixed_number_of_queries(
+    dispatcher_client, dispatcher, django_assert_num_queries, count
+):
+    _many_plans(dispatcher, count)
+
+    with django_assert_num_queries(LIST_QUERIES):
+        response = dispatcher_client.get("/plans/")
+
+    assert len(listed_ids(response)) == count
+
+
+@pytest.mark.parametrize("count", [3, 30])
+def test_it_shows_the_dashboard_in_a_fixed_number_of_queries(
+    dispatcher_client, dispatcher, django_assert_num_queries, count
+):
+    _many_plans(dispatcher, count)
+
+    with django_assert_num_queries(DASHBOARD_QUERIES):
+        response = dispatcher_client.get("/")
+
+    assert sum(card["count"] for card in response.context["state_cards"]) == count
+
+
+#: Every request: session, user, the user's two permission sets, MINT status and worker heartbeat
+#: (header), the session's last-seen save (savepoint, update, release) = 9.
+#: The list adds: count, one page of plans with their sites, the site filter's choices.
+LIST_QUERIES = 12
+#: The dashboard adds: counts by state, plans starting soon, last hour's attempts, queue depth.
+DASHBOARD_QUERIES = 13
+
+
+# --- create --------------------------------------------------------------------------------------
+
+
+def test_it_shows_an_empty_form_with_the_active_sites(dispatcher_client, brussels, db):
+    make_location("NL-AMS-04", "Amsterdam Pier (closed)", "Europe/Amsterdam", is_active=False)
+
+    response = dispatcher_client.get("/plans/new/")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Brussels Depot · BE-BRU-01 · Europe/Brussels" in page
+    assert "Amsterdam Pier" not in page
+    zones = json.loads(text_of(element_by_id(page, "site-zones")))
+    assert zones == {str(brussels.pk): "Europe/Brussels"}
+    assert "Save and submit" in page
+
+
+def test_it_creates_a_draft(dispatcher_client, dispatcher, brussels):
+    response = dispatcher_client.post("/plans/new/", form_post(brussels, status_note="bus 7"))
+
+    plan = Plan.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/plans/{plan.pk}/"
+    assert (plan.state, plan.revision, plan.created_by) == (PlanState.DRAFT, 1, dispatcher)
+    assert plan.scheduled_start == datetime(NEXT_YEAR, 1, 15, 9, tzinfo=UTC)
+    assert (plan.expected_range_km, str(plan.average_consumption)) == (240, "18.50")
+    assert plan.status_note == "bus 7"
+    assert not Submission.objects.exists()
+    page = dispatcher_client.get(response["Location"]).content.decode()
+    assert f"Plan {plan.pk} saved as a draft (revision 1)." in page
+
+
+def test_it_queues_the_plan_on_save_and_submit(dispatcher_client, dispatcher, brussels):
+    response = dispatcher_client.post(
+        "/plans/new/", form_post(brussels, action="submit"), follow=True
+    )
+
+    plan = Plan.objects.get()
+    submission = Submission.objects.get()
+    assert (plan.state, submission.plan, submission.state) == ("queued", plan, "queued")
+    assert submission.created_by == dispatcher
+    assert "queued for delivery to MINT (revision 1)" in response.content.decode()
+
+
+def test_it_saves_nothing_when_someone_who_may_not_submit_presses_save_and_submit(
+    editor_client, brussels
+):
+    form_page = editor_client.get("/plans/new/").content.decode()
+
+    response = editor_client.post("/plans/new/", form_post(brussels, action="submit"))
+
+    assert "Save and submit" not in form_page
+    assert response.status_code == 403
+    assert not Plan.objects.exists()
+
+
+def test_it_saves_nothing_for_an_invalid_form_and_shows_errors_next_to_fields(
+    dispatcher_client, brussels
+):
+    data = form_post(
+        brussels, expected_charge_kwh="60", end_local=f"{WINTER_DAY.isoformat()}T09:00"
+    )
+
+    response = dispatcher_client.post("/plans/new/", data)
+
+    assert response.status_code == 200
+    assert not Plan.objects.exists()
+    page = response.content.decode()
+    end_field = text_of(element_by_id(page, "field-end_local"))
+    charge_field = text_of(element_by_id(page, "field-expected_charge_kwh"))
+    range_field = text_of(element_by_id(page, "field-expected_range_km"))
+    assert "Error: The end must be after the start." in end_field
+    assert "Error: Charge is only for a charge plan; clear it or choose Charge." in charge_field
+    assert "Error:" not in range_field
+    assert "Check the plan: 2 problems" in page
+    assert f'value="{WINTER_DAY.isoformat()}T10:00"' in page
+    assert 'value="60"' in page
+    assert 'aria-describedby="id_end_local_error id_end_local_utc"' in page
+
+
+def test_it_shows_the_service_refusing_a_closed_site_next_to_the_site(
+    dispatcher_client, dispatcher, brussels
+):
+    plan = make_plan(user=dispatcher, location=brussels)
+    brussels.is_active = False
+    brussels.save()
+
+    response = dispatcher_client.post(f"/plans/{plan.pk}/edit/", form_post(brussels))
+
+    assert response.status_code == 200
+    field = text_of(element_by_id(response.content.decode(), "field-location"))
+    assert "Brussels Depot is not active; choose another site." in field
+    assert plan.events.count() == 1
+
+
+def test_it_prefills_a_copy_of_a_plan(dispatcher_client, dispatcher, newark):
+    original = plan_at(
+        user=dispatcher,
+        location=newark,
+        start=datetime(NEXT_YEAR, 1, 15, 15, tzinfo=UTC),
+        kind="charge",
+    )
+
+    page = dispatcher_client.get(f"/plans/new/?copy={original.pk}").content.decode()
+
+    assert f'A copy of <a href="/plans/{original.pk}/">plan {original.pk}</a>' in page
+    assert f'value="{WINTER_DAY.isoformat()}T10:00"' in page
+    assert 'value="60"' in page
+    assert Plan.objects.count() == 1
+
+
+# --- edit ----------------------------------------------------------------------------------------
+
+
+def test_it_edits_a_draft_in_place(dispatcher_client, dispatcher, brussels, plan):
+    response = dispatcher_client.post(
+        f"/plans/{plan.pk}/edit/", form_post(brussels, expected_range_km="300")
+    )
+
+    plan.refresh_from_db()
+    assert response["Location"] == f"/plans/{plan.pk}/"
+    assert (plan.expected_range_km, plan.revision, plan.state) == (300, 1, PlanState.DRAFT)
+
+
+def test_it_makes_revision_2_when_an_accepted_plan_is_edited(
+    dispatcher_client, dispatcher, brussels, plan
+):
+    accept(plan, dispatcher)
+    form_page = dispatcher_client.get(f"/plans/{plan.pk}/edit/").content.decode()
+
+    response = dispatcher_client.post(
+        f"/plans/{plan.pk}/edit/", form_post(brussels, expected_range_km="300"), follow=True
+    )
+
+    plan.refresh_from_db()
+    assert "Saving makes revision 2." in form_page
+    assert "Save and submit revision 2" in form_page
+    assert (plan.revision, plan.state, plan.expected_range_km) == (2, PlanState.DRAFT, 300)
+    assert f"Plan {plan.pk} saved as a draft (revision 2)." in response.content.decode()
+    assert Submission.objects.get().revision == 1
+
+
+def test_it_prefills_the_edit_form_on_the_sites_clock(dispatcher_client, dispatcher, newark):
+    plan = plan_at(
+        user=dispatcher, location=newark, start=datetime(NEXT_YEAR, 1, 16, 3, tzinfo=UTC)
+    )
+
+    page = dispatcher_client.get(f"/plans/{plan.pk}/edit/").content.decode()
+
+    assert f'value="{WINTER_DAY.isoformat()}T22:00"' in page
+    assert f'value="{WINTER_DAY + timedelta(days=1)}T01:00"' in page
+
+
+def test_it_shows_mints_messages_next_to_the_fields_when_editing_a_rejected_plan(
+    dispatcher_client, dispatcher, plan
+):
+    reject(
+        plan,
+        dispatcher,
+        "expectedRange: too far for this site.",
+        "Use either expectedRange or expectedCharge, not both.",
+    )
+
+    page = dispatcher_client.get(f"/plans/{plan.pk}/edit/").content.decode()
+
+    range_field = text_of(element_by_id(page, "field-expected_range_km"))
+    assert "MINT rejected: expectedRange: too far for this site." in range_field
+    assert "MINT rejected" not in text_of(element_by_id(page, "field-expected_charge_kwh"))
+    assert "MINT rejected the last message for this plan" in page
+    assert (
+        '<span class="error-label">MINT rejected:</span> '
+        "Use either expectedRange or expectedCharge, not both."
+    ) in page
+
+
+def test_it_refuses_to_edit_a_plan_that_is_being_sent(
+    dispatcher_client, dispatcher, brussels, plan
+):
+    services.plan_submit(plan=plan, user=dispatcher)
+    services.submissions_claim(worker="busy", limit=1)
+    form_page = dispatcher_client.get(f"/plans/{plan.pk}/edit/").content.decode()
+
+    response = dispatcher_client.post(
+        f"/plans/{plan.pk}/edit/", form_post(brussels, expected_range_km="300"), follow=True
+    )
+
+    plan.refresh_from_db()
+    assert "Being sent right now." in form_page
+    assert (plan.state, plan.expected_range_km) == (PlanState.SENDING, 240)
+    assert "being sent to MINT right now" in response.content.decode()
+
+
+def test_it_keeps_the_plan_unchanged_on_an_invalid_edit(dispatcher_client, brussels, plan):
+    response = dispatcher_client.post(
+        f"/plans/{plan.pk}/edit/", form_post(brussels, expected_range_km="0")
+    )
+
+    plan.refresh_from_db()
+    assert response.status_code == 200
+    assert plan.expected_range_km == 240
+    field = text_of(element_by_id(response.content.decode(), "field-expected_range_km"))
+    assert "The range must be above 0 km." in field
+
+
+# --- duplicate, submit, retry --------------------------------------------------------------------
+
+
+def test_it_duplicates_a_plan_as_a_new_draft(dispatcher_client, dispatcher, plan):
+    accept(plan, dispatcher)
+
+    response = dispatcher_client.post(f"/plans/{plan.pk}/duplicate/")
+
+    copy = Plan.objects.exclude(pk=plan.pk).get()
+    assert response["Location"] == f"/plans/{copy.pk}/edit/"
+    assert copy.state == PlanState.DRAFT
+    assert copy.transaction_id != plan.transaction_id
+    assert (copy.location, copy.scheduled_start, copy.expected_range_km) == (
+        plan.location,
+        plan.scheduled_start,
+        plan.expected_range_km,
+    )
+
+
+def test_it_opens_a_prefilled_form_when_the_copy_would_be_over(dispatcher_client, dispatcher):
+    old = make_past_plan(user=dispatcher)
+
+    response = dispatcher_client.post(f"/plans/{old.pk}/duplicate/", follow=True)
+
+    assert response.redirect_chain == [(f"/plans/new/?copy={old.pk}", 302)]
+    assert Plan.objects.count() == 1
+    page = response.content.decode()
+    assert f"Plan {old.pk} could not be copied as it is" in page
+    assert "This window has already ended" in page
+
+
+def test_it_submits_a_draft(dispatcher_client, dispatcher, plan):
+    response = dispatcher_client.post(f"/plans/{plan.pk}/submit/", follow=True)
+
+    plan.refresh_from_db()
+    assert plan.state == PlanState.QUEUED
+    assert Submission.objects.get().plan == plan
+    assert f"Plan {plan.pk} queued for delivery to MINT." in response.content.decode()
+
+
+def test_it_says_why_a_plan_that_is_not_a_draft_cannot_be_submitted(
+    dispatcher_client, dispatcher, plan
+):
+    accept(plan, dispatcher)
+
+    response = dispatcher_client.post(f"/plans/{plan.pk}/submit/", follow=True)
+
+    assert Submission.objects.count() == 1
+    assert "Only drafts can be submitted; this plan is accepted." in response.content.decode()
+
+
+def test_it_says_why_a_plan_whose_window_is_over_cannot_be_submitted(dispatcher_client, dispatcher):
+    old = make_past_plan(user=dispatcher)
+
+    response = dispatcher_client.post(f"/plans/{old.pk}/submit/", follow=True)
+
+    assert not Submission.objects.exists()
+    assert f"Plan {old.pk} was not submitted: This window has already ended" in (
+        response.content.decode()
+    )
+
+
+def test_it_retries_a_rejected_plan_with_the_same_message(dispatcher_client, dispatcher, plan):
+    reject(plan, dispatcher, "No.")
+    submission = Submission.objects.get()
+
+    response = dispatcher_client.post(f"/plans/{plan.pk}/retry/", follow=True)
+
+    plan.refresh_from_db()
+    submission.refresh_from_db()
+    assert plan.state == PlanState.QUEUED
+    assert (submission.state, submission.next_trigger) == ("queued", "manual")
+    assert f"message {submission.message_id} will be sent again now" in (response.content.decode())
+
+
+def test_it_says_why_a_draft_cannot_be_retried(dispatcher_client, plan):
+    response = dispatcher_client.post(f"/plans/{plan.pk}/retry/", follow=True)
+
+    plan.refresh_from_db()
+    assert plan.state == PlanState.DRAFT
+    assert "Only failed, rejected or retrying plans can be retried" in response.content.decode()
+
+
+# --- submit selected -----------------------------------------------------------------------------
+
+
+def test_it_submits_the_ticked_drafts_and_reports_the_rest(dispatcher_client, dispatcher, brussels):
+    first, second, untouched = (make_plan(user=dispatcher, location=brussels) for _ in range(3))
+    accepted = accept(make_plan(user=dispatcher, location=brussels), dispatcher)
+
+    response = dispatcher_client.post(
+        "/plans/submit-selected/",
+        {"action": "selected", "plan": [first.pk, second.pk, accepted.pk]},
+        follow=True,
+    )
+
+    states = {p.pk: p.state for p in Plan.objects.all()}
+    assert states == {
+        first.pk: "queued",
+        second.pk: "queued",
+        untouched.pk: "draft",
+        accepted.pk: "accepted",
+    }
+    page = response.content.decode()
+    assert response.redirect_chain == [("/plans/", 302)]
+    assert "2 plans queued for delivery to MINT." in page
+    assert f"Plan {accepted.pk}: Only drafts can be submitted" in page
+
+
+def test_it_submits_every_draft_on_the_page(dispatcher_client, dispatcher, brussels):
+    drafts = [make_plan(user=dispatcher, location=brussels) for _ in range(2)]
+
+    dispatcher_client.post(
+        "/plans/submit-selected/",
+        {"action": "all", "page_drafts": [p.pk for p in drafts], "next": "/plans/?state=draft"},
+    )
+
+    assert sorted(Submission.objects.values_list("plan_id", flat=True)) == [p.pk for p in drafts]
+
+
+def test_it_asks_to_tick_drafts_when_none_are(dispatcher_client, plan):
+    response = dispatcher_client.post(
+        "/plans/submit-selected/", {"action": "selected", "plan": ["x"]}, follow=True
+    )
+
+    assert not Submission.objects.exists()
+    assert "Tick the drafts to submit first." in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("next_url", "lands_on"),
+    [
+        ("/plans/?state=draft", "/plans/?state=draft"),
+        ("https://evil.example/phish", "/plans/"),
+        ("//evil.example/", "/plans/"),
+    ],
+)
+def test_it_goes_back_only_to_a_page_of_the_portal(dispatcher_client, plan, next_url, lands_on):
+    response = dispatcher_client.post(
+        "/plans/submit-selected/", {"action": "selected", "plan": [plan.pk], "next": next_url}
+    )
+
+    assert response["Location"] == lands_on
+
+
+# --- plan page and its live part -----------------------------------------------------------------
+
+
+def test_it_shows_the_json_body_a_draft_would_send(dispatcher_client, dispatcher, plan):
+    page = dispatcher_client.get(f"/plans/{plan.pk}/").content.decode()
+
+    body = json_body(page)
+    assert list(body) == [*SPEC_FIELDS, "expectedRange", "averageConsumption"]
+    assert body["messageId"] == body["timestamp"] == "(assigned at submit)"
+    assert body["locationId"] == "BE-BRU-01"
+    assert body["transactionId"] == str(plan.transaction_id)
+    assert body["status"] == f"mintportal plan {plan.pk} rev 1 by dispatcher"
+    assert body["scheduledStartTime"] == plan.scheduled_start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (body["expectedRange"], body["averageConsumption"]) == (240, 18.5)
+    assert "JSON body preview" in page
+
+
+def test_it_shows_the_json_body_that_was_sent(dispatcher_client, dispatcher, brussels):
+    plan = make_plan(user=dispatcher, location=brussels, kind="charge", status_note="gate B")
+    accept(plan, dispatcher)
+    submission = Submission.objects.get()
+
+    page = dispatcher_client.get(f"/plans/{plan.pk}/").content.decode()
+
+    body = json_body(page)
+    assert list(body) == [*SPEC_FIELDS, "expectedCharge"]
+    assert body == submission.payload
+    assert body["messageId"] == str(submission.message_id)
+    assert body["status"] == "gate B"
+    assert "JSON body of revision 1" in page
+    assert "MINT accepted revision 1" in page
+
+
+def test_it_shows_the_plan_on_its_sites_clock(dispatcher_client, dispatcher, newark):
+    plan = plan_at(
+        user=dispatcher,
+        location=newark,
+        start=datetime(NEXT_YEAR, 1, 15, 15, tzinfo=UTC),
+        kind="charge",
+    )
+
+    page = dispatcher_client.get(f"/plans/{plan.pk}/").content.decode()
+
+    assert f"{WINTER_DAY:%a} 15 Jan {NEXT_YEAR}, 10:00 EST" in page
+    assert f"{NEXT_YEAR}-01-15 15:00 UTC" in page
+
+
+def test_it_shows_mints_rejection_on_the_plan_page(dispatcher_client, dispatcher, plan):
+    reject(plan, dispatcher, "expectedRange: too far for this site.")
+
+    page = dispatcher_client.get(f"/plans/{plan.pk}/").content.decode()
+
+    bar = text_of(element_by_id(page, "plan-status-bar"))
+    assert "MINT rejected: expectedRange: too far for this site." in bar
+    assert 'data-final="true"' in page
+
+
+def test_it_serves_the_live_part_of_a_plan_uncached(dispatcher_client, dispatcher, plan):
+    services.plan_submit(plan=plan, user=dispatcher)
+
+    response = dispatcher_client.get(f"/plans/{plan.pk}/status/")
+
+    page = response.content.decode()
+    assert response["Cache-Control"] == "no-store"
+    assert 'id="plan-live" data-final="false"' in page
+    assert "Waiting for the delivery worker" in page
+    assert "<html" not in page
+    assert {"plan-status-bar", "plan-activity"} <= set(re.findall(r'id="(plan-[a-z-]+)"', page))
+
+
+# --- MINT health: the header widget and the load balancer's probe --------------------------------
+
+
+def test_it_serves_the_health_widget_uncached(dispatcher_client):
+    before = dispatcher_client.get("/mint-health/")
+    services.health_record(result=HealthResult(up=True, http_status=200, latency_ms=42))
+    after = dispatcher_client.get("/mint-health/")
+
+    assert before["Cache-Control"] == after["Cache-Control"] == "no-store"
+    widget = text_of(element_by_id(before.content.decode(), "health-widget"))
+    assert "MINT unknown" in widget and "not checked yet" in widget
+    widget = text_of(element_by_id(after.content.decode(), "health-widget"))
+    assert "MINT up" in widget and "42 ms" in widget
+    assert "<html" not in after.content.decode()
+
+
+def test_it_answers_the_load_balancer_without_a_login(client, db):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.content == b"ok\n"
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_it_answers_only_get_on_the_load_balancer_url(client, db):
+    assert client.post("/healthz").status_code == 405
