@@ -95,7 +95,6 @@ def queue_messages(cast: seed.Cast, count: int) -> tuple[list[int], list[str], f
     from django.utils import timezone
 
     from plans import services
-    from plans.mint.payload import encode_body
     from plans.models import Plan
 
     rng = random.Random(seed.SEED)
@@ -115,7 +114,7 @@ def queue_messages(cast: seed.Cast, count: int) -> tuple[list[int], list[str], f
     started = time.perf_counter()
     submissions = [services.plan_submit(plan=plan, user=cast.dispatcher) for plan in drafts]
     seconds = time.perf_counter() - started
-    return [s.pk for s in submissions], [encode_body(s.payload) for s in submissions], seconds
+    return [s.pk for s in submissions], [s.body for s in submissions], seconds
 
 
 def requeue(*, due: bool) -> None:

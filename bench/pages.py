@@ -59,7 +59,7 @@ PAGES = (
     Page(
         "list_deep",
         "plan list, deep page",
-        lambda c: f"/plans/?page={c['deep_page']}",
+        lambda c: f"/plans/?after={deep_cursor(c['deep_page'] * PAGE_SIZE)}",
         scaled_target=True,
     ),
     Page("detail", "plan detail, 20 attempts", lambda c: f"/plans/{c['detail_pk']}/"),
@@ -104,7 +104,6 @@ def detail_plan(cast: seed.Cast) -> int:
     from django.utils import timezone
 
     from plans import services
-    from plans.mint.payload import encode_body
     from plans.models import DeliveryAttempt, Plan, PlanState, Submission
 
     start = timezone.now().replace(microsecond=0) + timedelta(hours=3)
@@ -117,7 +116,7 @@ def detail_plan(cast: seed.Cast) -> int:
         expected_range_km=240,
     )
     submission = services.plan_submit(plan=plan, user=cast.dispatcher)
-    body = encode_body(submission.payload)
+    body = submission.body
     DeliveryAttempt.objects.bulk_create(
         DeliveryAttempt(
             submission=submission,
@@ -166,6 +165,20 @@ def measure(client: Any, url: str, requests: int) -> dict[str, Any]:
         "bytes": len(response.content),
         **_common.summary_ms(timings),
     }
+
+
+PAGE_SIZE = 50
+
+
+def deep_cursor(position: int) -> str:
+    """The list's "Later plans" cursor at ``position`` (the last plan of the page before), as a
+    dispatcher reaches it by following links; on the empty database, the start of the list."""
+    from plans.models import Plan
+    from plans.selectors import plan_cursor
+
+    plans = Plan.objects.order_by("scheduled_start", "id")
+    plan = plans[max(0, position - 1) : position].first() or plans.last()
+    return plan_cursor(plan) if plan else "19700101T000000.000000Z_0"
 
 
 def measure_all(clients: dict[bool, Any], context: dict[str, Any], requests: int) -> dict:

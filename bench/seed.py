@@ -182,7 +182,7 @@ EVENT_COLUMNS = (
     "plan_id", "at", "action", "from_state", "to_state", "revision", "user_id", "actor", "reason",
 )  # fmt: skip
 SUBMISSION_COLUMNS = (
-    "id", "plan_id", "revision", "message_id", "created_at", "created_by_id", "payload", "state",
+    "id", "plan_id", "revision", "message_id", "created_at", "created_by_id", "body", "state",
     "attempt_count", "next_attempt_at", "next_trigger", "deadline", "lease_owner",
     "lease_expires_at", "finished_at", "last_error", "mint_messages",
 )  # fmt: skip
@@ -310,6 +310,10 @@ def seed_plans(*, cast: Cast, plans: int, seed: int = SEED, verbose: bool = True
             elapsed = time.perf_counter() - started
             print(f"  seeded {offset + size:,} plans in {elapsed:.1f} s", flush=True)
     w.reset_sequences([Plan, PlanEvent, Submission, DeliveryAttempt])
+    # The rows went in beside the services, so recount what the dashboard reads.
+    from plans.services import plan_state_counts_rebuild
+
+    plan_state_counts_rebuild()
     analyse()
     stats.seconds = time.perf_counter() - started
     return stats

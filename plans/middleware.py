@@ -28,7 +28,7 @@ class SessionTimeoutMiddleware:
             now = time.time()
             session = request.session
             logged_in_at = session.setdefault(LOGGED_IN_AT, now)
-            last_seen = session.get(LAST_SEEN, now)
+            last_seen = session.setdefault(LAST_SEEN, now)
             reason = ""
             if now - last_seen > settings.SESSION_IDLE_TIMEOUT:
                 minutes = settings.SESSION_IDLE_TIMEOUT // 60
@@ -42,6 +42,8 @@ class SessionTimeoutMiddleware:
                     return HttpResponse(status=401)
                 messages.info(request, reason)
                 return redirect_to_login(request.get_full_path())
-            if not request.headers.get(POLL_HEADER):
+            # Minute resolution is plenty for a 30-minute limit and spares most requests a
+            # session write.
+            if not request.headers.get(POLL_HEADER) and now - last_seen >= 60:
                 session[LAST_SEEN] = now
         return self.get_response(request)

@@ -247,7 +247,10 @@ class Submission(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
-    payload = models.JSONField(help_text="The plan body for MINT, frozen when submitted.")
+    body = models.TextField(
+        help_text="The exact JSON body for MINT, frozen when submitted: every retry sends it "
+        "byte for byte, in the spec's field order."
+    )
     state = models.CharField(
         max_length=10, choices=SubmissionState.choices, default=SubmissionState.QUEUED
     )

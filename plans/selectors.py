@@ -1,7 +1,7 @@
 """Every read the pages make, shaped so each page costs a fixed, small number of queries."""
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -70,6 +70,71 @@ def plan_list(*, filters: PlanFilters) -> QuerySet[Plan]:
             pass
         plans = plans.filter(match)
     return plans.order_by("scheduled_start", "id")
+
+
+#: How far the plan list counts matches; beyond it says "1,000+" instead of counting them all.
+COUNT_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class PlanPage:
+    plans: list[Plan]
+    count: int
+    count_is_capped: bool
+    earlier: str | None
+    later: str | None
+
+
+def plan_cursor(plan: Plan) -> str:
+    """A position in the list sorted by (start, id), for the Earlier / Later links."""
+    return f"{plan.scheduled_start.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}_{plan.pk}"
+
+
+def parse_plan_cursor(raw: str) -> tuple[datetime, int] | None:
+    stamp, _, pk = raw.partition("_")
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC), int(pk)
+    except ValueError:
+        return None
+
+
+def plan_page(
+    *,
+    filters: PlanFilters,
+    after: tuple[datetime, int] | None = None,
+    before: tuple[datetime, int] | None = None,
+    size: int = 50,
+) -> PlanPage:
+    """One page of the list after (or before) a cursor, in three queries however deep it is.
+
+    Paging by position in the (start, id) index instead of OFFSET keeps page 2,000 as fast as
+    page 1, and the count stops at ``COUNT_LIMIT`` rather than counting every match.
+    """
+    plans = plan_list(filters=filters)
+    capped = plans.order_by().values("pk")[: COUNT_LIMIT + 1].count()
+    if before:
+        start, pk = before
+        rows = list(
+            plans.filter(
+                Q(scheduled_start__lt=start) | Q(scheduled_start=start, pk__lt=pk)
+            ).order_by("-scheduled_start", "-id")[: size + 1]
+        )
+        more_earlier, rows = len(rows) > size, rows[:size][::-1]
+        more_later = True
+    else:
+        if after:
+            start, pk = after
+            plans = plans.filter(Q(scheduled_start__gt=start) | Q(scheduled_start=start, pk__gt=pk))
+        rows = list(plans[: size + 1])
+        more_later, rows = len(rows) > size, rows[:size]
+        more_earlier = after is not None
+    return PlanPage(
+        plans=rows,
+        count=min(capped, COUNT_LIMIT),
+        count_is_capped=capped > COUNT_LIMIT,
+        earlier=plan_cursor(rows[0]) if rows and more_earlier else None,
+        later=plan_cursor(rows[-1]) if rows and more_later else None,
+    )
 
 
 def state_counts() -> dict[str, int]:

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from plans.mint.client import Token
 from plans.mint.outcomes import HealthResult, Outcome
-from plans.mint.payload import build_plan_payload
+from plans.mint.payload import build_plan_payload, encode_body
 from plans.models import (
     DeliveryAttempt,
     HealthCheck,
@@ -300,11 +300,13 @@ def plan_submit(*, plan: Plan, user: AbstractBaseUser) -> Submission:
         message_id=message_id,
         created_at=now,
         created_by=user,
-        payload=plan_payload(
-            plan=plan,
-            message_id=message_id,
-            timestamp=now,
-            status=plan.status_note or default_status_text(plan, user),
+        body=encode_body(
+            plan_payload(
+                plan=plan,
+                message_id=message_id,
+                timestamp=now,
+                status=plan.status_note or default_status_text(plan, user),
+            )
         ),
         state=SubmissionState.QUEUED,
         next_attempt_at=now,

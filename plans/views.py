@@ -6,11 +6,11 @@ creating, editing and duplicating need ``plans.change_plan``; submitting and ret
 """
 
 import uuid
+from datetime import UTC
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.db import DatabaseError, connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -85,16 +85,21 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def plan_list(request: HttpRequest) -> HttpResponse:
     _require(request, VIEW_PERM)
     filter_form = PlanFilterForm(request.GET)
-    paginator = Paginator(selectors.plan_list(filters=filter_form.filters()), PLANS_PER_PAGE)
-    page = paginator.get_page(request.GET.get("page"))
+    page = selectors.plan_page(
+        filters=filter_form.filters(),
+        after=selectors.parse_plan_cursor(request.GET.get("after", "")),
+        before=selectors.parse_plan_cursor(request.GET.get("before", "")),
+        size=PLANS_PER_PAGE,
+    )
     return render(
         request,
         "plans/plan_list.html",
         {
             "filter_form": filter_form,
-            "page_obj": page,
-            "plans": page.object_list,
-            "draft_ids": [p.pk for p in page.object_list if p.state == PlanState.DRAFT],
+            "page": page,
+            "plans": page.plans,
+            "now_cursor": f"{timezone.now().astimezone(UTC):%Y%m%dT%H%M%S.%fZ}_0",
+            "draft_ids": [p.pk for p in page.plans if p.state == PlanState.DRAFT],
             **_abilities(request),
         },
     )
@@ -295,7 +300,7 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _status_context(request, plan)
     current = context["current_submission"]
     if plan.state != PlanState.DRAFT and current is not None:
-        context["payload"], context["payload_is_preview"] = current.payload, False
+        context["payload"], context["payload_is_preview"] = current.body, False
     else:
         context["payload"], context["payload_is_preview"] = _payload_preview(request, plan), True
     return render(request, "plans/plan_detail.html", context)
@@ -313,12 +318,12 @@ def plan_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def mint_health(request: HttpRequest) -> HttpResponse:
-    """The header's MINT health widget alone, re-fetched by ``health_widget.js``.
+    """The header's MINT health widget and the worker banner, re-fetched by ``health_widget.js``.
 
     It reads what the workers recorded; a page never waits on MINT itself.
     """
     _require(request, VIEW_PERM)
-    response = render(request, "plans/partials/_health_widget.html")
+    response = render(request, "plans/partials/_live_status.html")
     response["Cache-Control"] = "no-store"
     return response
 

@@ -13,12 +13,14 @@ pytest_plugins = ["tests.sandbox_fixture", "tests.browser_fixture"]
 
 
 @pytest.fixture(autouse=True)
-def _plain_static_storage(settings):
-    """Serve static files straight from static/ so tests need no collectstatic run."""
+def _test_settings(settings):
+    """Serve static files straight from static/ so tests need no collectstatic run, and hash
+    the cast's passwords cheaply (the real hasher costs ~0.4 s a user by design)."""
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def _user(username: str, group: str | None = None, **extra) -> User:

@@ -3,6 +3,7 @@
 import json
 import re
 import time
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -30,21 +31,13 @@ def run_worker_until_settled(plans, *, seconds: float = 15.0) -> None:
     """Run the real worker command until every plan reached a final state (or time runs out)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        call_command("mint_worker", "--once", "--name", "w", stdout=_Null(), stderr=_Null())
+        call_command("mint_worker", "--once", "--name", "w", stdout=StringIO(), stderr=StringIO())
         for plan in plans:
             plan.refresh_from_db()
         if all(plan.is_final for plan in plans):
             return
         time.sleep(0.05)
     raise AssertionError(f"not settled: {[(p.pk, p.state) for p in plans]}")
-
-
-class _Null:
-    def write(self, *args, **kwargs) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
 
 
 @pytest.mark.django_db(transaction=True)
@@ -191,8 +184,8 @@ def test_it_waits_without_burning_attempts_while_health_is_down(mint, dispatcher
     plan = make_plan(user=dispatcher)
     submission = services.plan_submit(plan=plan, user=dispatcher)
 
-    call_command("mint_worker", "--once", stdout=_Null(), stderr=_Null())
-    call_command("mint_worker", "--once", stdout=_Null(), stderr=_Null())
+    call_command("mint_worker", "--once", stdout=StringIO(), stderr=StringIO())
+    call_command("mint_worker", "--once", stdout=StringIO(), stderr=StringIO())
 
     plan.refresh_from_db()
     assert plan.state == PlanState.QUEUED

@@ -75,12 +75,6 @@ def text_of(node) -> str:
     return " ".join(text_of(child) for child in node.children)
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """The cast's passwords are hashed once per test; the production hasher would cost seconds."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def brussels(db):
     return make_location()

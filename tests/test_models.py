@@ -83,7 +83,7 @@ def test_it_refuses_two_messages_in_flight_for_one_plan(dispatcher):
         "plan": plan,
         "created_at": timezone.now(),
         "created_by": dispatcher,
-        "payload": {},
+        "body": "{}",
         "deadline": timezone.now() + timedelta(hours=1),
     }
     Submission.objects.create(revision=1, state="queued", **fields)

@@ -55,12 +55,6 @@ ALL_URLS = list(_walk(get_resolver().url_patterns))
 PRIVATE_URLS = [(url, name) for url, name, _ in ALL_URLS if name not in PUBLIC]
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """The cast's passwords are hashed once per test; the production hasher would cost seconds."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def pk(db, dispatcher) -> int:
     """An existing row's pk (plan, user and site all get 1 in a fresh test database)."""

@@ -1,5 +1,5 @@
-/* Keeps the header's MINT health widget current: every 10 s it fetches the server-rendered
-   widget (plans:mint_health) and swaps it in. The request is marked as a background poll so it
+/* Keeps the header's MINT health widget and the "no worker" banner current: every 10 s it
+   fetches both, server-rendered (plans:mint_health), and swaps them in. The request is marked as a background poll so it
    does not keep an idle session alive. Without this file the widget shows the state at load. */
 (function () {
   "use strict";
@@ -34,11 +34,14 @@
         return response.text();
       })
       .then(function (html) {
-        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("health-widget");
-        var now = widget();
-        if (fresh && now) {
-          now.replaceWith(document.importNode(fresh, true));
-        }
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        ["health-widget", "worker-banner"].forEach(function (id) {
+          var fresh = doc.getElementById(id);
+          var now = document.getElementById(id);
+          if (fresh && now) {
+            now.replaceWith(document.importNode(fresh, true));
+          }
+        });
         delay = INTERVAL_MS;
       })
       .catch(function () {

@@ -15,7 +15,7 @@ def assert_no_violations(page, name: str) -> None:
     assert results.violations_count == 0, f"{name}:\n{results.generate_report()}"
 
 
-def test_it_has_no_axe_violations_on_the_main_pages(live_server, page, artifacts):
+def test_it_has_no_axe_violations_on_the_main_pages(live_server, page, artifacts, console_errors):
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
     page.goto(f"{live_server.url}/accounts/login/")
     assert_no_violations(page, "login")
@@ -38,3 +38,4 @@ def test_it_has_no_axe_violations_on_the_main_pages(live_server, page, artifacts
     expect_errors = page.locator(".field-error, .errorlist, [role=alert]")
     assert expect_errors.count() > 0
     assert_no_violations(page, "plan form with errors")
+    assert console_errors == []

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -32,35 +33,12 @@ BERLIN = "Berlin Hub · DE-BER-02 · Europe/Berlin"
 DELIVERED_WITHIN_MS = 20_000
 
 
-class _Null:
-    def write(self, *args, **kwargs) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-
 @pytest.fixture(autouse=True)
 def demo_data(settings, mint_sandbox):
     """The demo sites, logins and plans, and a portal that delivers to the sandbox."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MINT_API_URL = mint_sandbox.url
     roles_ensure()  # a transactional test before this one flushed the migration's groups
-    call_command("seed_demo", stdout=_Null())
-
-
-@pytest.fixture
-def console_errors(page) -> list[str]:
-    """Script errors and Content-Security-Policy violations (the missing favicon aside)."""
-    errors: list[str] = []
-
-    def on_console(message) -> None:
-        if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
-            errors.append(f"{message.text} ({message.location['url']})")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
+    call_command("seed_demo", stdout=StringIO())
 
 
 def _database_url() -> str:

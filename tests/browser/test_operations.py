@@ -26,7 +26,7 @@ def watched_mint(settings, mint_sandbox):
 
 
 def test_it_turns_the_widget_down_and_up_again_without_a_reload(
-    live_server, page, dispatcher, watched_mint, artifacts
+    live_server, page, dispatcher, watched_mint, artifacts, console_errors
 ):
     login(page, live_server, "dispatcher", "dispatcher-pass-123")
     widget = page.locator("#health-widget")
@@ -41,6 +41,7 @@ def test_it_turns_the_widget_down_and_up_again_without_a_reload(
     watched_mint.set_behaviour(health_status=200)
     expect(widget).to_contain_text("MINT up", timeout=15_000)
     assert page.evaluate("window.__sameDocument") is True, "the page must not have reloaded"
+    assert console_errors == []
     expect(page.locator("#operations-heading")).to_be_visible()
 
 
@@ -55,7 +56,7 @@ def _dashboard_seconds(page, url: str, count: int) -> list[float]:
 
 
 def test_a_hanging_health_endpoint_does_not_slow_any_page(
-    live_server, page, dispatcher, watched_mint, artifacts
+    live_server, page, dispatcher, watched_mint, artifacts, console_errors
 ):
     login(page, live_server, "dispatcher", "dispatcher-pass-123")
     expect(page.locator("#health-widget")).to_contain_text("MINT up", timeout=15_000)

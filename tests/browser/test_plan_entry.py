@@ -7,6 +7,7 @@ fields. Screenshots of the form and the list are saved as test artifacts."
 """
 
 from datetime import UTC, date, datetime, timedelta
+from io import StringIO
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,34 +29,8 @@ NEWARK = "Newark Yard · US-EWR-03 · America/New_York"
 @pytest.fixture(autouse=True)
 def demo_data(settings):
     """The demo sites, logins and plans a newcomer gets from ``make run``."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     roles_ensure()  # a transactional test before this one flushed the migration's groups
-    call_command("seed_demo", stdout=_Null())
-
-
-class _Null:
-    def write(self, *args, **kwargs) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-
-@pytest.fixture
-def console_errors(page) -> list[str]:
-    """Script errors and Content-Security-Policy violations the pages report.
-
-    The portal has no favicon; Chromium's request for one is not a page's fault.
-    """
-    errors: list[str] = []
-
-    def on_console(message) -> None:
-        if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
-            errors.append(f"{message.text} ({message.location['url']})")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
+    call_command("seed_demo", stdout=StringIO())
 
 
 def plan_day() -> date:

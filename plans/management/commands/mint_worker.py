@@ -137,14 +137,12 @@ class Command(BaseCommand):
             self.stdout.write(f"mint_worker {self.name} stopped")
 
     def _deliver(self, batch: list) -> None:
-        from plans.mint.payload import encode_body
-
         for index, submission in enumerate(batch):
             if self.stopping:
                 self._release(batch[index:], "the worker was stopped before sending")
                 break
             started_at = timezone.now()
-            outcome = self.client.send_plan(encode_body(submission.payload))
+            outcome = self.client.send_plan(submission.body)
             self.recorder.record(submission=submission, outcome=outcome, started_at=started_at)
             if outcome.retryable or outcome.kind == "unauthorized":
                 # One failure may be a blip; ask /health/ before spending the batch's attempts.
