@@ -81,6 +81,8 @@ def setup_django(name: str, *, mint_api_url: str = "http://127.0.0.1:9/api/v2.0"
             "DJANGO_SETTINGS_MODULE": "mintportal.settings",
             "DATABASE_URL": database_url,
             "DEBUG": "0",
+            # The test client speaks plain HTTP; HTTPS redirects are the proxy's business here.
+            "HTTPS": "0",
             "SECRET_KEY": "bench-secret-key-not-for-production",
             "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
             "MINT_API_URL": mint_api_url,

@@ -271,10 +271,12 @@ class Submission(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            # worker claim: state IN (queued, retrying) AND next_attempt_at <= now
-            models.Index(fields=["state", "next_attempt_at"], name="submission_due_idx"),
-            # worker claim of expired leases: state = sending AND lease_expires_at < now
-            models.Index(fields=["state", "lease_expires_at"], name="submission_lease_idx"),
+            # worker claim: state IN (queued, retrying) AND next_attempt_at <= now, and (few rows)
+            # state = sending AND lease_expires_at < now; operations view: queue depth, oldest
+            # waiting message and how many are due, read from the index alone (covering)
+            models.Index(
+                fields=["state", "next_attempt_at", "created_at"], name="submission_queue_idx"
+            ),
             # plan detail: the plan's messages, newest first
             models.Index(fields=["plan", "-created_at"], name="submission_plan_idx"),
         ]
