@@ -11,6 +11,7 @@ from django.core.management import call_command
 from plans import services
 from plans.models import DeliveryAttempt, HealthCheck, PlanEvent, PlanState, Submission
 from tests.factories import make_plan
+from tests.spec import CHARGE_FIELDS, RANGE_FIELDS
 
 WIRE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
@@ -70,17 +71,8 @@ def test_it_sends_the_payload_with_the_spec_field_names_and_formats(mint, dispat
     by_transaction = {body["transactionId"]: body for body in mint.accepted}
     sent_range = by_transaction[str(range_plan.transaction_id)]
     sent_charge = by_transaction[str(charge_plan.transaction_id)]
-    common = [
-        "messageId",
-        "locationId",
-        "transactionId",
-        "status",
-        "timestamp",
-        "scheduledStartTime",
-        "scheduledEndTime",
-    ]
-    assert list(sent_range) == [*common, "expectedRange", "averageConsumption"]
-    assert list(sent_charge) == [*common, "expectedCharge"]
+    assert list(sent_range) == RANGE_FIELDS
+    assert list(sent_charge) == CHARGE_FIELDS
     assert sent_range["expectedRange"] == 240 and isinstance(sent_range["expectedRange"], int)
     assert sent_range["averageConsumption"] == 18.5
     assert sent_charge["expectedCharge"] == 60 and isinstance(sent_charge["expectedCharge"], int)

@@ -14,18 +14,10 @@ from plans import services
 from plans.mint.outcomes import Accepted, HealthResult, Rejected
 from plans.models import Plan, PlanState, Submission
 from tests.factories import make_location, make_plan
+from tests.spec import PLAN_COMMON_FIELDS
 
 NEXT_YEAR = timezone.now().year + 1
 WINTER_DAY = date(NEXT_YEAR, 1, 15)
-SPEC_FIELDS = [
-    "messageId",
-    "locationId",
-    "transactionId",
-    "status",
-    "timestamp",
-    "scheduledStartTime",
-    "scheduledEndTime",
-]
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -927,7 +919,7 @@ def test_it_shows_the_json_body_a_draft_would_send(dispatcher_client, dispatcher
     page = dispatcher_client.get(f"/plans/{plan.pk}/").content.decode()
 
     body = json_body(page)
-    assert list(body) == [*SPEC_FIELDS, "expectedRange", "averageConsumption"]
+    assert list(body) == [*PLAN_COMMON_FIELDS, "expectedRange", "averageConsumption"]
     assert body["messageId"] == body["timestamp"] == "(assigned at submit)"
     assert body["locationId"] == "BE-BRU-01"
     assert body["transactionId"] == str(plan.transaction_id)
@@ -945,7 +937,7 @@ def test_it_shows_the_json_body_that_was_sent(dispatcher_client, dispatcher, bru
     page = dispatcher_client.get(f"/plans/{plan.pk}/").content.decode()
 
     body = json_body(page)
-    assert list(body) == [*SPEC_FIELDS, "expectedCharge"]
+    assert list(body) == [*PLAN_COMMON_FIELDS, "expectedCharge"]
     assert body == json.loads(submission.body)
     assert body["messageId"] == str(submission.message_id)
     assert body["status"] == "gate B"

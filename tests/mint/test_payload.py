@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from plans.mint.payload import build_plan_payload, encode_body, format_utc
+from tests.spec import RANGE_FIELDS
 
 MESSAGE_ID = UUID("6F1C2B9A-0D3E-4F5A-8B7C-1D2E3F4A5B6C")
 TRANSACTION_ID = "0A1B2C3D-4E5F-4A7B-8C9D-0E1F2A3B4C5D"
@@ -45,17 +46,7 @@ def test_it_rejects_naive_datetimes():
 
 def test_it_orders_keys_as_spec_table_1_for_range():
     payload = build(average_consumption=Decimal("18.5"))
-    assert list(payload) == [
-        "messageId",
-        "locationId",
-        "transactionId",
-        "status",
-        "timestamp",
-        "scheduledStartTime",
-        "scheduledEndTime",
-        "expectedRange",
-        "averageConsumption",
-    ]
+    assert list(payload) == RANGE_FIELDS
 
 
 def test_it_writes_uuids_lowercase_canonical_and_times_in_utc():
