@@ -283,3 +283,17 @@ def test_log_lines_are_one_json_object_with_the_delivery_fields():
         "accepted",
         12,
     )
+
+
+@pytest.mark.django_db
+def test_errors_show_in_the_portals_look_not_djangos(dispatcher_client, rf):
+    from django.views.defaults import server_error
+
+    missing = dispatcher_client.get("/no-such-page/")
+    crashed = server_error(rf.get("/plans/"))
+
+    assert missing.status_code == 404
+    assert 'class="brand"' in missing.content.decode()
+    assert crashed.status_code == 500
+    assert "Something went wrong on our side" in crashed.content.decode()
+    assert 'class="brand"' in crashed.content.decode()
