@@ -74,11 +74,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "state_cards": cards,
             "attention_count": counts[PlanState.FAILED] + counts[PlanState.REJECTED],
             "starting_soon": selectors.plans_starting_soon(hours=24, limit=20),
-            "attempt_outcomes": selectors.recent_attempt_outcomes(hours=1),
-            "queue": selectors.queue_summary(),
+            **_operations(),
             **_abilities(request),
         },
     )
+
+
+def _operations() -> dict:
+    """The dashboard's operations panel, beyond what every page's header already knows."""
+    return {
+        "attempt_outcomes": selectors.recent_attempt_outcomes(hours=1),
+        "queue": selectors.queue_summary(),
+    }
 
 
 @require_GET
@@ -318,12 +325,14 @@ def plan_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def mint_health(request: HttpRequest) -> HttpResponse:
-    """The header's MINT health widget and the worker banner, re-fetched by ``health_widget.js``.
+    """The header's MINT health widget and the worker banner (and, for the dashboard, the
+    operations panel), re-fetched by ``health_widget.js``.
 
     It reads what the workers recorded; a page never waits on MINT itself.
     """
     _require(request, VIEW_PERM)
-    response = render(request, "plans/partials/_live_status.html")
+    context = _operations() if request.GET.get("panel") == "operations" else {}
+    response = render(request, "plans/partials/_live_status.html", context)
     response["Cache-Control"] = "no-store"
     return response
 

@@ -1,5 +1,6 @@
-/* Keeps the header's MINT health widget and the "no worker" banner current: every 10 s it
-   fetches both, server-rendered (plans:mint_health), and swaps them in. The request is marked as a background poll so it
+/* Keeps the header's MINT health widget, the "no worker" banner and (on the dashboard) the
+   operations panel current: every 10 s it fetches them, server-rendered (plans:mint_health),
+   and swaps them in. The request is marked as a background poll so it
    does not keep an idle session alive. Without this file the widget shows the state at load. */
 (function () {
   "use strict";
@@ -22,7 +23,9 @@
       window.setTimeout(refresh, delay);
       return;
     }
-    fetch(current.getAttribute("data-url"), {
+    var panel = document.getElementById("operations-panel");
+    var url = current.getAttribute("data-url") + (panel ? "?panel=operations" : "");
+    fetch(url, {
       credentials: "same-origin",
       headers: { "X-Portal-Poll": "1" },
       cache: "no-store",
@@ -35,7 +38,7 @@
       })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
-        ["health-widget", "worker-banner"].forEach(function (id) {
+        ["health-widget", "worker-banner", "operations-panel"].forEach(function (id) {
           var fresh = doc.getElementById(id);
           var now = document.getElementById(id);
           if (fresh && now) {

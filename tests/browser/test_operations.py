@@ -36,6 +36,9 @@ def test_it_turns_the_widget_down_and_up_again_without_a_reload(
     watched_mint.set_behaviour(health_status=503)
     expect(widget).to_contain_text("MINT down", timeout=15_000)
     expect(widget).to_contain_text("HTTP 503")
+    panel = page.locator("#operations-panel")
+    expect(panel).to_contain_text("Down (HTTP 503)")
+    expect(panel).to_contain_text("Running ops-worker")
     page.screenshot(path=str(artifacts / "health_widget_down.png"))
 
     watched_mint.set_behaviour(health_status=200)
