@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 from plans import selectors
 
@@ -9,10 +10,10 @@ from plans import selectors
 def portal(request: HttpRequest) -> dict:
     context = {"mint_environment": settings.MINT_ENVIRONMENT}
     if getattr(request, "user", None) and request.user.is_authenticated:
-        status = selectors.portal_status()
         context.update(
-            portal_status=status,
-            worker_alive=status.worker_alive,
+            # Lazy: the partials that the plan page polls for never read it, and then the two
+            # queries behind it are not made.
+            portal_status=SimpleLazyObject(selectors.portal_status),
             health_refresh_ms=int(settings.HEALTH_WIDGET_REFRESH * 1000),
         )
     return context

@@ -62,7 +62,7 @@ def plan_list(*, filters: PlanFilters) -> QuerySet[Plan]:
             Q(name__icontains=q) | Q(mint_location_id__icontains=q)
         ).values("pk")
         match = Q(location_id__in=sites) | Q(status_note__icontains=q)
-        if q.isdigit():
+        if q.isascii() and q.isdigit():
             match |= Q(pk=int(q))
         with contextlib.suppress(ValueError):
             match |= Q(transaction_id=uuid.UUID(q))
@@ -165,11 +165,11 @@ def plan_events(*, plan: Plan) -> list[PlanEvent]:
 
 def plan_submissions(*, plan: Plan) -> list[Submission]:
     """The plan's messages, newest first, each with its attempts loaded in one more query."""
-    return list(plan.submissions.order_by("-created_at", "-id").prefetch_related("attempts"))
-
-
-def current_submission(*, plan: Plan) -> Submission | None:
-    return plan.submissions.filter(revision=plan.revision).first()
+    return list(
+        plan.submissions.select_related("created_by")
+        .order_by("-created_at", "-id")
+        .prefetch_related("attempts")
+    )
 
 
 @dataclass(frozen=True)

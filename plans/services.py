@@ -216,7 +216,11 @@ def plan_update(*, plan: Plan, user: AbstractBaseUser, **changes) -> Plan:
         raise PlanActionError(
             "This plan is being sent to MINT right now. Wait a moment, then edit it."
         )
-    for field, value in _normalise_target(dict(changes)).items():
+    changes = _normalise_target(dict(changes))
+    if all(getattr(plan, field) == value for field, value in changes.items()):
+        # Saved without a change: no new revision, and a waiting message stays queued.
+        return plan
+    for field, value in changes.items():
         setattr(plan, field, value)
     from_state = plan.state
     submitted = plan.submissions.filter(revision=plan.revision).exists()
@@ -359,6 +363,11 @@ def plan_retry(*, plan: Plan, user: AbstractBaseUser) -> Submission:
     submission = plan.submissions.filter(revision=plan.revision).first()
     if submission is None:
         raise PlanActionError("This plan has no message to retry; submit it instead.")
+    if plan.scheduled_end <= timezone.now():
+        raise PlanActionError(
+            "This plan's window has already ended, so MINT has no use for it any more. "
+            "Duplicate it with new times instead."
+        )
     now = timezone.now()
     updated = Submission.objects.filter(
         pk=submission.pk,
@@ -421,10 +430,20 @@ def submissions_claim(*, worker: str, limit: int) -> list[Submission]:
     re-sent with the same messageId.
     """
     now = timezone.now()
-    candidates = Submission.objects.filter(_due_q(now)).order_by("next_attempt_at", "id")
+    candidates = (
+        Submission.objects.filter(_due_q(now))
+        .order_by("next_attempt_at", "id")
+        .only("id", "state", "plan_id")
+    )
     if connection.features.has_select_for_update_skip_locked:
-        candidates = candidates.select_for_update(skip_locked=True)
-    rows = list(candidates.values_list("id", "state", "plan_id")[:limit])
+        # Lock the plans too, in the same statement: a web request editing a plan holds its row,
+        # and the claim then skips that message instead of waiting on it (or deadlocking).
+        candidates = (
+            candidates.select_related("plan")
+            .only("id", "state", "plan_id", "plan__id")
+            .select_for_update(skip_locked=True, of=("self", "plan"))
+        )
+    rows = [(sub.pk, sub.state, sub.plan_id) for sub in candidates[:limit]]
     if not rows:
         return []
     lease_owner = f"{worker}/{uuid.uuid4().hex[:12]}"
@@ -624,6 +643,62 @@ def submissions_record_outcomes(*, sent: list[SentMessage], worker: str) -> list
     return results
 
 
+def submissions_renew_lease(*, submissions: list[Submission]) -> set[int]:
+    """Extend our lease on claimed messages not sent yet; return the ids we still hold.
+
+    A batch that meets a slow MINT would otherwise outlive its lease, and another worker would
+    send the same message at the same time.
+    """
+    if not submissions:
+        return set()
+    owner = submissions[0].lease_owner
+    ids = [sub.pk for sub in submissions]
+    held = Submission.objects.filter(pk__in=ids, lease_owner=owner, state=SubmissionState.SENDING)
+    held.update(lease_expires_at=timezone.now() + timedelta(seconds=settings.MINT_LEASE_SECONDS))
+    return set(held.values_list("pk", flat=True))
+
+
+@transaction.atomic
+def submissions_fail_overdue(*, worker: str, limit: int = 500) -> int:
+    """Fail the waiting messages whose delivery deadline has passed (say, during an outage),
+    so a plan never waits in the queue past its deadline unnoticed."""
+    now = timezone.now()
+    overdue = Submission.objects.filter(
+        state__in=[SubmissionState.QUEUED, SubmissionState.RETRYING], deadline__lt=now
+    ).only("id", "plan_id", "revision", "attempt_count", "deadline", "last_error")
+    if connection.features.has_select_for_update_skip_locked:
+        overdue = overdue.select_for_update(skip_locked=True)
+    overdue = list(overdue[:limit])
+    if not overdue:
+        return 0
+    Submission.objects.filter(pk__in=[sub.pk for sub in overdue]).update(
+        state=SubmissionState.FAILED, finished_at=now, next_attempt_at=None
+    )
+    plan_ids = [sub.plan_id for sub in overdue]
+    states = dict(Plan.objects.filter(pk__in=plan_ids).values_list("pk", "state"))
+    Plan.objects.filter(pk__in=plan_ids).update(state=PlanState.FAILED, updated_at=now)
+    _record(
+        *(
+            PlanEvent(
+                plan_id=sub.plan_id,
+                at=now,
+                action=PlanEvent.Action.DELIVERY,
+                from_state=states[sub.plan_id],
+                to_state=PlanState.FAILED,
+                revision=sub.revision,
+                actor=worker,
+                reason=(
+                    f"Gave up after {sub.attempt_count} attempts: the delivery deadline "
+                    f"{timezone.localtime(sub.deadline):%Y-%m-%d %H:%M %Z} passed while the "
+                    f"message waited. {_sentence(sub.last_error)}"
+                ).strip(),
+            )
+            for sub in overdue
+        )
+    )
+    return len(overdue)
+
+
 @transaction.atomic
 def submissions_release(*, submissions: list[Submission], worker: str, reason: str) -> int:
     """Hand claimed but unsent messages back to the queue (on shutdown, or when MINT is down)."""
@@ -731,12 +806,7 @@ def heartbeat_beat(
 @transaction.atomic
 def health_record(*, result: HealthResult) -> HealthCheck:
     """Append one ``/health/`` result and refresh the status row the pages read."""
-    if result.up:
-        verdict = HealthCheck.Result.UP
-    elif result.http_status is not None:
-        verdict = HealthCheck.Result.DOWN
-    else:
-        verdict = HealthCheck.Result.ERROR
+    verdict = result.result
     check = HealthCheck.objects.create(
         checked_at=timezone.now(),
         result=verdict,

@@ -30,10 +30,6 @@ def _zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-def zone_choices() -> list[tuple[str, str]]:
-    return [(name, name) for name in sorted(_zone_names()) if "/" in name or name == "UTC"]
-
-
 def local_to_utc(wall: datetime, zone_name: str) -> datetime:
     """Return the UTC instant of the naive wall-clock time ``wall`` in ``zone_name``."""
     zone = ZoneInfo(zone_name)

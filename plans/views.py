@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from plans import selectors, services
 from plans.forms import PlanFilterForm, PlanForm
-from plans.models import FINAL_STATES, Plan, PlanState
+from plans.models import Plan, PlanState
 
 VIEW_PERM = "plans.view_plan"
 CHANGE_PERM = "plans.change_plan"
@@ -34,6 +34,11 @@ ASSIGNED_AT_SUBMIT = "(assigned at submit)"
 def _require(request: HttpRequest, perm: str) -> None:
     if not request.user.has_perm(perm):
         raise PermissionDenied
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only: ``"²".isdigit()`` is true, yet ``int("²")`` fails."""
+    return text.isascii() and text.isdigit()
 
 
 def _plan_or_404(pk: int) -> Plan:
@@ -125,12 +130,20 @@ def _save_and_maybe_submit(request: HttpRequest, form: PlanForm, plan: Plan | No
             plan = services.plan_create(user=request.user, **form.plan_values())
         else:
             plan = services.plan_update(plan=plan, user=request.user, **form.plan_values())
+        if submit and plan.state != PlanState.DRAFT:
+            raise services.PlanActionError(
+                f"Nothing changed, so plan {plan.pk} has nothing new to submit; it stays "
+                f"{plan.get_state_display().lower()}. To send revision {plan.revision} again, "
+                f"use Retry now."
+            )
         if submit:
             services.plan_submit(plan=plan, user=request.user)
     return plan
 
 
 def _saved_message(plan: Plan, submitted: bool, verb: str) -> str:
+    if not submitted and plan.state != PlanState.DRAFT:
+        return f"Nothing changed, so plan {plan.pk} stays {plan.get_state_display().lower()}."
     if submitted:
         return f"Plan {plan.pk} {verb} and queued for delivery to MINT (revision {plan.revision})."
     return f"Plan {plan.pk} {verb} as a draft (revision {plan.revision}). Submit it when ready."
@@ -141,7 +154,7 @@ def plan_create(request: HttpRequest) -> HttpResponse:
     _require(request, CHANGE_PERM)
     initial = {}
     copied_from = None
-    if request.method == "GET" and request.GET.get("copy", "").isdigit():
+    if request.method == "GET" and _is_number(request.GET.get("copy", "")):
         copied_from = _plan_or_404(int(request.GET["copy"]))
         initial = PlanForm.initial_from_plan(copied_from)
     form = PlanForm(request.POST or None, initial=initial)
@@ -257,7 +270,7 @@ def plans_submit_selected(request: HttpRequest) -> HttpResponse:
     _require(request, SUBMIT_PERM)
     back = _safe_next(request, reverse("plans:plan_list"))
     field = "page_drafts" if request.POST.get("action") == "all" else "plan"
-    ids = sorted({int(v) for v in request.POST.getlist(field) if v.isdigit()})
+    ids = sorted({int(v) for v in request.POST.getlist(field) if _is_number(v)})
     if not ids:
         messages.warning(request, "Tick the drafts to submit first.")
         return redirect(back)
@@ -291,7 +304,7 @@ def _status_context(request: HttpRequest, plan: Plan) -> dict:
     current = next((s for s in submissions if s.revision == plan.revision), None)
     return {
         "plan": plan,
-        "is_final": plan.state in FINAL_STATES,
+        "is_final": plan.is_final,
         "events": selectors.plan_events(plan=plan),
         "submissions": submissions,
         "current_submission": current,

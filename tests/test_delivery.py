@@ -268,3 +268,37 @@ def test_a_plan_on_the_wire_cannot_be_edited_or_submitted_twice(dispatcher):
     with pytest.raises(services.PlanActionError):
         services.plan_submit(plan=plan, user=dispatcher)
     assert services.submissions_claim(worker="w2", limit=10) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deadline_that_passes_during_an_outage_fails_the_plan(mint, settings, dispatcher):
+    settings.MINT_DELIVERY_DEADLINE = 0.2
+    mint.set_behaviour(health_status=503)
+    plan = make_plan(user=dispatcher)
+    submission = services.plan_submit(plan=plan, user=dispatcher)
+    time.sleep(0.3)
+
+    call_command("mint_worker", "--once", stdout=StringIO(), stderr=StringIO())
+
+    plan.refresh_from_db()
+    assert plan.state == PlanState.FAILED
+    assert submission.attempts.count() == 0
+    last = plan.events.order_by("-at", "-id").first()
+    assert "passed while the message waited" in last.reason
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refused_credentials_pause_the_worker_instead_of_hammering_mint(mint, settings, dispatcher):
+    settings.MINT_CLIENT_SECRET = "not-the-secret"
+    plans = [make_plan(user=dispatcher) for _ in range(3)]
+    for plan in plans:
+        services.plan_submit(plan=plan, user=dispatcher)
+
+    call_command("mint_worker", "--once", stdout=StringIO(), stderr=StringIO())
+
+    assert DeliveryAttempt.objects.count() == 1
+    assert mint.token_requests == 1
+    failed = Submission.objects.get(attempt_count=1)
+    assert failed.state == "retrying"
+    assert "MINT_CLIENT_SECRET" in failed.last_error
+    assert Submission.objects.filter(attempt_count=0, state="queued").count() == 2

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from plans import services
-from plans.models import Plan, PlanEvent, PlanState
+from plans.models import Plan, PlanEvent, PlanState, Submission
 from plans.timezones import LocalTimeError, local_to_utc
 from tests.factories import make_location, make_plan
 
@@ -128,3 +128,51 @@ def test_it_converts_site_local_times_to_utc(wall, zone, expected):
 def test_it_refuses_to_guess_across_dst_changes(wall, zone, words):
     with pytest.raises(LocalTimeError, match=words):
         local_to_utc(wall, zone)
+
+
+@pytest.mark.django_db
+def test_saving_without_a_change_makes_no_revision_and_keeps_the_message(dispatcher):
+    plan = make_plan(user=dispatcher)
+    submission = services.plan_submit(plan=plan, user=dispatcher)
+
+    same = services.plan_update(plan=plan, user=dispatcher, expected_range_km=240)
+
+    submission.refresh_from_db()
+    assert (same.state, same.revision) == (PlanState.QUEUED, 1)
+    assert submission.state == "queued"
+    assert not plan.events.filter(action="edited").exists()
+
+
+@pytest.mark.django_db
+def test_a_plan_whose_window_ended_cannot_be_retried(dispatcher):
+    plan = make_plan(user=dispatcher)
+    submission = services.plan_submit(plan=plan, user=dispatcher)
+    # Time passes: the delivery failed and the window is over (moved back, as raw rows).
+    ended = timezone.now() - timedelta(minutes=1)
+    Submission.objects.filter(pk=submission.pk).update(state="failed")
+    Plan.objects.filter(pk=plan.pk).update(
+        state="failed", scheduled_start=ended - timedelta(hours=2), scheduled_end=ended
+    )
+    services.plan_state_counts_rebuild()
+    plan.refresh_from_db()
+
+    with pytest.raises(services.PlanActionError, match="window has already ended"):
+        services.plan_retry(plan=plan, user=dispatcher)
+
+
+@pytest.mark.django_db
+def test_a_renewed_lease_keeps_only_the_messages_still_held(dispatcher, settings):
+    plans = [make_plan(user=dispatcher) for _ in range(3)]
+    for plan in plans:
+        services.plan_submit(plan=plan, user=dispatcher)
+    batch = services.submissions_claim(worker="slow", limit=3)
+    lost = batch[1]
+    Submission.objects.filter(pk=lost.pk).update(lease_expires_at=timezone.now())
+    taken = services.submissions_claim(worker="quick", limit=3)
+    assert [s.pk for s in taken] == [lost.pk]
+
+    held = services.submissions_renew_lease(submissions=batch)
+
+    assert held == {batch[0].pk, batch[2].pk}
+    renewed = Submission.objects.get(pk=batch[0].pk).lease_expires_at
+    assert renewed > timezone.now() + timedelta(seconds=settings.MINT_LEASE_SECONDS - 5)

@@ -1008,3 +1008,22 @@ def test_it_answers_the_load_balancer_without_a_login(client, db):
 
 def test_it_answers_only_get_on_the_load_balancer_url(client, db):
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.parametrize("url", ["/plans/?q=²", "/plans/new/?copy=²"])
+def test_it_treats_unicode_digits_as_text_not_numbers(dispatcher_client, plan, url):
+    assert dispatcher_client.get(url).status_code == 200
+
+
+def test_it_says_nothing_changed_when_an_accepted_plan_is_saved_as_is(
+    dispatcher_client, dispatcher, brussels
+):
+    dispatcher_client.post("/plans/new/", form_post(brussels))
+    plan = Plan.objects.get()
+    accept(plan, dispatcher)
+
+    response = dispatcher_client.post(f"/plans/{plan.pk}/edit/", form_post(brussels), follow=True)
+
+    plan.refresh_from_db()
+    assert (plan.state, plan.revision) == ("accepted", 1)
+    assert "Nothing changed" in response.content.decode()

@@ -170,6 +170,8 @@ class MintClient:
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
         self._client_secret = client_secret
+        #: The last access token put on the wire, so error text that echoes it can be scrubbed.
+        self._token_in_use = ""
         self.token_store = token_store
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -191,9 +193,10 @@ class MintClient:
     # --- helpers ---------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        """Remove the secret from any text that might echo it back (belt and braces)."""
-        if self._client_secret:
-            text = text.replace(self._client_secret, "[redacted]")
+        """Remove the secret and the token from text MINT sends back (a gateway may echo them)."""
+        for secret in (self._client_secret, self._token_in_use):
+            if secret:
+                text = text.replace(secret, "[redacted]")
         return text
 
     def _describe_exception(self, exc: requests.RequestException) -> str:
@@ -273,6 +276,7 @@ class MintClient:
                 f"{self.base_url}/auth/token",
                 json={"clientId": self.client_id, "clientSecret": self._client_secret},
                 timeout=self._timeout,
+                allow_redirects=False,  # never re-post the credentials to another address
             )
         except requests.RequestException as exc:
             self._log("POST", "/auth/token", type(exc).__name__, started)
@@ -328,26 +332,27 @@ class MintClient:
     # --- endpoints ---------------------------------------------------------------------------
 
     def health(self) -> HealthResult:
-        """Probe MINT's health endpoint for the operator dashboard."""
+        """Probe MINT's health endpoint for the operator dashboard and the worker's gate."""
         started = time.monotonic()
-        headers = {}
         token = self.token_store.current()
-        if token is not None and token.is_valid():
-            # Spec 3.2.2 says every endpoint wants a token; send one if we already hold it,
-            # but never fetch one just to probe health.
-            headers["Authorization"] = f"Bearer {token.access_token}"
-        try:
-            # Spec 3.2.4 Health: "GET /health/" -> "200 OK" or "503 Service Unavailable".
-            response = self.session.get(
-                f"{self.base_url}/health/", headers=headers, timeout=self._timeout
-            )
-        except requests.RequestException as exc:
-            self._log("GET", "/health/", type(exc).__name__, started)
+        response = self._get_health(token if token is not None and token.is_valid() else None)
+        if isinstance(response, requests.Response) and response.status_code == 401:
+            # Spec 3.2.2: every endpoint wants a token. An installation that has not sent a
+            # plan yet holds none, so fetch one and ask again.
+            try:
+                response = self._get_health(self._token())
+            except (CredentialsRefused, TokenUnavailable) as exc:
+                error = getattr(exc, "error", "") or "MINT refused the portal's credentials (401)"
+                return HealthResult(
+                    up=False, http_status=401, latency_ms=_elapsed_ms(started), error=error
+                )
+        if not isinstance(response, requests.Response):
+            self._log("GET", "/health/", type(response).__name__, started)
             return HealthResult(
                 up=False,
                 http_status=None,
                 latency_ms=_elapsed_ms(started),
-                error=self._describe_exception(exc),
+                error=self._describe_exception(response),
             )
         self._log("GET", "/health/", response.status_code, started)
         up = response.status_code == 200
@@ -357,6 +362,21 @@ class MintClient:
             latency_ms=_elapsed_ms(started),
             error="" if up else self._describe_status(response),
         )
+
+    def _get_health(self, token: Token | None) -> requests.Response | requests.RequestException:
+        headers = {"Authorization": f"Bearer {token.access_token}"} if token else {}
+        if token:
+            self._token_in_use = token.access_token
+        try:
+            # Spec 3.2.4 Health: "GET /health/" -> "200 OK" or "503 Service Unavailable".
+            return self.session.get(
+                f"{self.base_url}/health/",
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            return exc
 
     def send_plan(self, body: str) -> Outcome:
         """Deliver one encoded plan body and say what happened; never raises for HTTP trouble."""
@@ -395,6 +415,7 @@ class MintClient:
     def _post_plan(
         self, token: Token, body: str, started: float
     ) -> requests.Response | Unavailable:
+        self._token_in_use = token.access_token
         try:
             # Spec 4.1 Plan: "POST /plan/", header "Authorization: Bearer <YOUR ACCESS TOKEN>",
             # JSON body per Table 1; "200 OK", "400 Bad Request" (3.2.3), "401 Unauthorized".
@@ -406,6 +427,9 @@ class MintClient:
                     "Content-Type": "application/json",
                 },
                 timeout=self._timeout,
+                # A redirect would turn the POST into a GET whose 200 we would take for an
+                # acceptance; MINT's endpoints do not move, so a 3xx is an error to show.
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
             self._log("POST", "/plan/", type(exc).__name__, started)
@@ -426,6 +450,16 @@ class MintClient:
             return result
         status = result.status_code
         duration_ms = _elapsed_ms(started)
+        if 300 <= status < 400:
+            return Unavailable(
+                http_status=status,
+                duration_ms=duration_ms,
+                body_sent=body,
+                error=(
+                    f"MINT answered {status} and redirects elsewhere; the plan was not sent on. "
+                    f"Check MINT_API_URL."
+                ),
+            )
         if 200 <= status < 300:
             return Accepted(http_status=status, duration_ms=duration_ms, body_sent=body)
         if status == 401:

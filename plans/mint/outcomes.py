@@ -40,9 +40,19 @@ class Rejected(Outcome):
 
 @dataclass(frozen=True)
 class Unauthorized(Outcome):
-    """Credentials refused, even after a fresh token; needs a human, not a retry."""
+    """MINT refused the credentials (401 even with a fresh token, or from the token endpoint).
+
+    Retried with backoff like an outage, since rotated credentials fix it without touching the
+    plan; the worker also pauses so it does not hammer the token endpoint meanwhile.
+    """
+
+    error: str = (
+        "MINT refused the portal's credentials (HTTP 401). "
+        "Check MINT_CLIENT_ID and MINT_CLIENT_SECRET."
+    )
 
     kind: ClassVar[str] = "unauthorized"
+    retryable: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,15 @@ class HealthResult:
     http_status: int | None
     latency_ms: int
     error: str = ""
+
+    @property
+    def says_down(self) -> bool:
+        """MINT says it is down (503, spec 3.2.4) or does not answer: deliveries should wait.
+
+        Any other answer (a 404 from a wrong URL, say) does not stop deliveries; their attempts
+        then record what went wrong.
+        """
+        return self.http_status is None or self.http_status == 503
 
     @property
     def result(self) -> str:

@@ -39,6 +39,7 @@ PLAN_FIELDS = (
 )
 DEFAULT_BEHAVIOUR: dict[str, Any] = {
     "health_status": 200,
+    "health_requires_token": False,
     "health_hang": 0,
     "latency_ms": 0,
     "plan_fail_status": None,
@@ -436,6 +437,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.sandbox._pause(behaviour["latency_ms"] / 1000)
         self.sandbox._pause(behaviour["health_hang"])
         status = int(behaviour["health_status"])
+        if behaviour["health_requires_token"] and not self.sandbox.token_is_valid(
+            self.headers.get("Authorization")
+        ):
+            status = 401  # spec 3.2.2: "an access token is required" for any endpoint
         self.sandbox._record("health", status)
         self._send(status)
 

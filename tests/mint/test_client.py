@@ -3,6 +3,7 @@ import socket
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -97,7 +98,8 @@ def test_it_reports_unauthorized_when_credentials_are_refused(mint_sandbox):
     client = make_client(mint_sandbox.url, secret="wrong-secret")
     outcome = client.send_plan(plan_body())
     assert isinstance(outcome, Unauthorized)
-    assert (outcome.kind, outcome.retryable, outcome.http_status) == ("unauthorized", False, 401)
+    assert (outcome.kind, outcome.retryable, outcome.http_status) == ("unauthorized", True, 401)
+    assert "MINT_CLIENT_SECRET" in outcome.error
     assert [e["endpoint"] for e in mint_sandbox.log] == ["token"]
 
 
@@ -285,3 +287,55 @@ def test_it_identifies_itself_and_keeps_one_session(mint_sandbox):
     client.health()
     assert client.session is session
     assert session.headers["User-Agent"] == "mintportal/0.1"
+
+
+def test_it_fetches_a_token_when_health_demands_one(mint_sandbox):
+    mint_sandbox.set_behaviour(health_requires_token=True)
+    client = make_client(mint_sandbox.url)
+
+    result = client.health()
+
+    assert (result.up, result.http_status) == (True, 200)
+    assert mint_sandbox.token_requests == 1
+    assert [e["status"] for e in mint_sandbox.log if e["endpoint"] == "health"] == [401, 200]
+
+
+def test_it_does_not_follow_a_redirect_and_says_so():
+    """A real server that redirects every POST: following it would turn the plan into a GET."""
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            if self.path.endswith("/auth/token"):
+                body = b'{"accessToken": "t-123", "expiration": "2099-01-01T00:00:00Z"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_response(302)
+            self.send_header("Location", "/elsewhere/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = make_client(f"http://127.0.0.1:{server.server_port}/api/v1.0")
+        outcome = client.send_plan(plan_body())
+    finally:
+        server.shutdown()
+
+    assert isinstance(outcome, Unavailable)
+    assert outcome.http_status == 302
+    assert "redirects" in outcome.error and "MINT_API_URL" in outcome.error

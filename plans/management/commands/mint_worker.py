@@ -21,7 +21,7 @@ import uuid
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
 from plans import services
@@ -29,6 +29,9 @@ from plans import services
 logger = logging.getLogger("plans.delivery")
 
 HEARTBEAT_EVERY = 5.0
+#: After MINT refused the credentials, claim nothing for this long (seconds).
+CREDENTIALS_PAUSE = 30.0
+DATABASE_RETRY_EVERY = 5.0
 #: At most this many results are recorded in one transaction.
 RECORD_GROUP_MAX = 50
 #: While MINT says it is down, ask again this often instead of sending plans.
@@ -110,42 +113,73 @@ class Command(BaseCommand):
         self.started_at = timezone.now()
         self.client = services.mint_client()
         self.mint_down = False
+        self.paused_until = 0.0
         self.last_health = 0.0
         self.last_beat = 0.0
         self.stdout.write(f"mint_worker {self.name} delivering to {settings.MINT_API_URL}")
         self.recorder = Recorder(self.name)
         try:
             while not self.stopping:
-                close_old_connections()
-                self._beat()
-                self._check_health_if_due()
-                if self.mint_down:
+                try:
+                    if not self._round(once=options["once"], batch=options["batch"]):
+                        if options["once"]:
+                            break
+                        self._sleep(self._pause_seconds(options["idle_sleep"]))
+                except DatabaseError:
+                    # The database restarting must not end the worker: what it had claimed is
+                    # leased and comes back; wait and carry on.
+                    logger.exception("database error in the delivery loop; retrying shortly")
+                    close_old_connections()
                     if options["once"]:
-                        break
-                    self._sleep(min(DOWN_RECHECK_EVERY, settings.MINT_HEALTH_INTERVAL))
-                    continue
-                batch = services.submissions_claim(worker=self.name, limit=options["batch"])
-                if not batch:
-                    if options["once"]:
-                        break
-                    self._sleep(options["idle_sleep"])
-                    continue
-                self._deliver(batch)
+                        raise
+                    self._sleep(DATABASE_RETRY_EVERY)
         finally:
             self.recorder.close()
             self._beat(stopping=True)
             self.stdout.write(f"mint_worker {self.name} stopped")
 
+    def _round(self, *, once: bool, batch: int) -> bool:
+        """One turn of the loop; False when there was nothing to do (or MINT said wait)."""
+        close_old_connections()
+        self._beat()
+        self._check_health_if_due()
+        if self.mint_down or time.monotonic() < self.paused_until:
+            return False
+        claimed = services.submissions_claim(worker=self.name, limit=batch)
+        if not claimed:
+            return False
+        self._deliver(claimed)
+        return True
+
+    def _pause_seconds(self, idle: float) -> float:
+        if self.mint_down:
+            return min(DOWN_RECHECK_EVERY, settings.MINT_HEALTH_INTERVAL)
+        return max(idle, min(self.paused_until - time.monotonic(), CREDENTIALS_PAUSE))
+
     def _deliver(self, batch: list) -> None:
+        lease_checked = time.monotonic()
+        health_asked = False
         for index, submission in enumerate(batch):
             if self.stopping:
                 self._release(batch[index:], "the worker was stopped before sending")
                 break
+            if time.monotonic() - lease_checked > settings.MINT_LEASE_SECONDS / 3:
+                # Slow sends: extend our claim on what is left, and leave what we lost.
+                held = services.submissions_renew_lease(submissions=batch[index:])
+                lease_checked = time.monotonic()
+                if submission.pk not in held:
+                    continue
             started_at = timezone.now()
             outcome = self.client.send_plan(submission.body)
             self.recorder.record(submission=submission, outcome=outcome, started_at=started_at)
-            if outcome.retryable or outcome.kind == "unauthorized":
+            if outcome.kind == "unauthorized":
+                # Wrong credentials fail every message alike: stop asking MINT for a while.
+                self.paused_until = time.monotonic() + CREDENTIALS_PAUSE
+                self._release(batch[index + 1 :], "MINT refused the portal's credentials")
+                break
+            if outcome.retryable and not health_asked:
                 # One failure may be a blip; ask /health/ before spending the batch's attempts.
+                health_asked = True
                 self._check_health()
                 if self.mint_down:
                     self._release(batch[index + 1 :], "MINT reports that it is down (/health/)")
@@ -172,7 +206,9 @@ class Command(BaseCommand):
         result = self.client.health()
         self.last_health = time.monotonic()
         services.health_record(result=result)
-        was_down, self.mint_down = self.mint_down, not result.up
+        # Deadlines pass during an outage too: give up on what waited too long, visibly.
+        services.submissions_fail_overdue(worker=self.name)
+        was_down, self.mint_down = self.mint_down, result.says_down
         if self.mint_down and not was_down:
             self.stderr.write(f"MINT is down ({result.http_status or result.error}); waiting")
         elif was_down and not self.mint_down:

@@ -80,15 +80,19 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"Sites: {', '.join(name for _, name, _, _ in SITES)}")
 
-        users = {}
+        users, kept = {}, set()
         User = get_user_model()
         for username, password, group_name, superuser in USERS:
-            user, _ = User.objects.get_or_create(username=username)
-            user.is_staff = user.is_superuser = superuser
-            user.set_password(password)
-            user.save()
-            if group_name:
-                user.groups.add(Group.objects.get(name=group_name))
+            user, created = User.objects.get_or_create(username=username)
+            if created:
+                user.is_staff = user.is_superuser = superuser
+                user.set_password(password)
+                user.save()
+                if group_name:
+                    user.groups.add(Group.objects.get(name=group_name))
+            else:
+                # An account of that name already exists: never touch its password or rights.
+                kept.add(username)
             users[username] = user
 
         if Plan.objects.exists():
@@ -99,7 +103,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo logins (sandbox only):"))
         for username, password, group_name, _ in USERS:
             role = group_name or "superuser"
-            self.stdout.write(f"  {username:<11} {password:<20} {role}")
+            shown = "(existing account, unchanged)" if username in kept else password
+            self.stdout.write(f"  {username:<11} {shown:<20} {role}")
 
     def _create_plans(self, user) -> None:
         now = timezone.now()
