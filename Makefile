@@ -2,7 +2,6 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-PORT ?= 8000
 # The database-behaviour tests run a second time against this server (PostgreSQL 15 on loopback
 # here and in CI), where claims use SKIP LOCKED and the token refresh a row lock; tests marked
 # `postgres` run only there.
@@ -21,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
-	DEBUG=$${DEBUG:-1} $(PY) manage.py run_portal --port $(PORT)
+	DEBUG=$${DEBUG:-1} $(PY) manage.py run_portal
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -61,7 +61,7 @@ def _sqlite_database(name: str) -> str:
     return f"sqlite:///{path}"
 
 
-def setup_django(name: str, *, mint_api_url: str = "http://127.0.0.1:9/api/v2.0") -> str:
+def setup_django(name: str, *, mint_api_url: str = "http://127.0.0.1:9/api/v1.0") -> str:
     """Configure the environment for a fresh database called after ``name``; return its URL.
 
     Production settings (``DEBUG`` off, cached templates, no query log) with the env the portal

@@ -51,7 +51,7 @@ class Sandbox:
     def __init__(self, port: int) -> None:
         self.port = port
         self.root = f"http://127.0.0.1:{port}"
-        self.url = f"{self.root}/api/v2.0"
+        self.url = f"{self.root}/api/v1.0"
         self.log_file = open(_common.RESULTS / "delivery-sandbox.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, _common.MANAGE, "mint_sandbox", "--port", str(port)],
@@ -249,7 +249,7 @@ def main() -> None:
     m = args.messages
 
     port = _common.free_port()
-    url = _common.setup_django("delivery", mint_api_url=f"http://127.0.0.1:{port}/api/v2.0")
+    url = _common.setup_django("delivery", mint_api_url=f"http://127.0.0.1:{port}/api/v1.0")
     cast = seed.seed_base()
     print(f"\nQueueing {m:,} plans through services.plan_submit …", flush=True)
     _, bodies, queue_seconds = queue_messages(cast, m)

@@ -51,7 +51,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 MINT_SANDBOX_PORT = env.int("MINT_SANDBOX_PORT", default=8001)
 MINT_SANDBOX_CLIENT_ID = "mintportal-demo"
 MINT_SANDBOX_CLIENT_SECRET = "sandbox-demo-secret"  # noqa: S105 - the sandbox's public demo pair
-MINT_API_URL = _required("MINT_API_URL", f"http://127.0.0.1:{MINT_SANDBOX_PORT}/api/v2.0").rstrip(
+MINT_API_URL = _required("MINT_API_URL", f"http://127.0.0.1:{MINT_SANDBOX_PORT}/api/v1.0").rstrip(
     "/"
 )
 MINT_CLIENT_ID = _required("MINT_CLIENT_ID", MINT_SANDBOX_CLIENT_ID)

@@ -78,7 +78,7 @@ class MintSandbox:
         *,
         client_id: str,
         client_secret: str,
-        base_path: str = "/api/v2.0",
+        base_path: str = "/api/v1.0",
         token_ttl: int = 3600,
         known_location: Callable[[str], bool] | None = None,
     ) -> None:

@@ -53,7 +53,7 @@ def closed_port_url() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/v2.0"
+    return f"http://127.0.0.1:{port}/api/v1.0"
 
 
 def a_valid_token() -> Token:
