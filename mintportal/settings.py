@@ -70,7 +70,7 @@ MINT_LEASE_SECONDS = env.float("MINT_LEASE_SECONDS", default=60.0)
 MINT_HEALTH_INTERVAL = env.float("MINT_HEALTH_INTERVAL", default=30.0)
 # How often an open page refreshes the header's MINT health widget (it reads the database only).
 HEALTH_WIDGET_REFRESH = env.float("HEALTH_WIDGET_REFRESH", default=10.0)
-MINT_WORKER_BATCH = env.int("MINT_WORKER_BATCH", default=20)
+MINT_WORKER_BATCH = env.int("MINT_WORKER_BATCH", default=50)
 MINT_WORKER_IDLE_SLEEP = env.float("MINT_WORKER_IDLE_SLEEP", default=1.0)
 
 # --- Django ------------------------------------------------------------------------------------

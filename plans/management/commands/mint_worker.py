@@ -7,7 +7,8 @@ hand the rest of the batch back to the queue and exit.
 
 Recording an attempt (one short transaction) runs on a second thread, so the next message is
 already on its way while the last one's result is written: a worker then delivers at nearly the
-rate the network allows. Every batch is fully recorded before the next claim.
+rate the network allows. Messages sent but not yet recorded keep their lease, so no claim can
+pick them up again meanwhile.
 """
 
 import logging
@@ -32,14 +33,26 @@ HEARTBEAT_EVERY = 5.0
 #: After MINT refused the credentials, claim nothing for this long (seconds).
 CREDENTIALS_PAUSE = 30.0
 DATABASE_RETRY_EVERY = 5.0
-#: At most this many results are recorded in one transaction.
+#: Results are recorded in one transaction per group of at most this many, gathered for at
+#: most this long (seconds).
 RECORD_GROUP_MAX = 50
+RECORD_WINDOW = 0.1
 #: While MINT says it is down, ask again this often instead of sending plans.
 DOWN_RECHECK_EVERY = 5.0
 
 
+#: What ``Recorder.close`` puts in the queue.
+STOP = "stop"
+
+
 class Recorder:
-    """Writes delivery outcomes on its own thread (and its own database connection)."""
+    """Writes delivery outcomes on its own thread (and its own database connection).
+
+    Results are gathered for up to ``RECORD_WINDOW`` seconds (or ``RECORD_GROUP_MAX`` results)
+    and written in one transaction: a commit per group, not per message. A worker killed in
+    between loses the records of at most that group, never the messages: their leases run out
+    and they are sent again with the same messageId.
+    """
 
     def __init__(self, worker: str) -> None:
         self.worker = worker
@@ -49,16 +62,15 @@ class Recorder:
         self.thread.start()
 
     def record(self, *, submission, outcome, started_at) -> None:
-        self.pending.put((submission, outcome, started_at))
+        self.pending.put(services.SentMessage(submission, outcome, started_at))
 
-    def wait(self) -> None:
-        """Block until everything handed over is in the database; re-raise a recording error."""
-        self.pending.join()
+    def check(self) -> None:
+        """Re-raise a recording error, so the worker stops instead of sending on regardless."""
         if self.failure is not None:
             raise self.failure
 
     def close(self) -> None:
-        self.pending.put(None)
+        self.pending.put(STOP)
         self.thread.join()
 
     def _run(self) -> None:
@@ -66,12 +78,14 @@ class Recorder:
             stop = False
             while not stop:
                 group = [self.pending.get()]
-                # Take whatever else is ready too: one transaction records the whole group.
-                while len(group) < RECORD_GROUP_MAX and not self.pending.empty():
-                    group.append(self.pending.get_nowait())
-                if group[-1] is None:
-                    stop = True
-                sent = [services.SentMessage(*item) for item in group if item is not None]
+                window_ends = time.monotonic() + RECORD_WINDOW
+                while group[-1] != STOP and len(group) < RECORD_GROUP_MAX:
+                    try:
+                        group.append(self.pending.get(timeout=window_ends - time.monotonic()))
+                    except (queue.Empty, ValueError):  # ValueError: the window has passed
+                        break
+                stop = group[-1] == STOP
+                sent = [item for item in group if isinstance(item, services.SentMessage)]
                 try:
                     if sent:
                         services.submissions_record_outcomes(sent=sent, worker=self.worker)
@@ -141,6 +155,7 @@ class Command(BaseCommand):
     def _round(self, *, once: bool, batch: int) -> bool:
         """One turn of the loop; False when there was nothing to do (or MINT said wait)."""
         close_old_connections()
+        self.recorder.check()
         self._beat()
         self._check_health_if_due()
         if self.mint_down or time.monotonic() < self.paused_until:
@@ -185,7 +200,6 @@ class Command(BaseCommand):
                     self._release(batch[index + 1 :], "MINT reports that it is down (/health/)")
                     break
             self._beat()
-        self.recorder.wait()
 
     def _release(self, submissions: list, why: str) -> None:
         if submissions:
