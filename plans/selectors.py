@@ -122,7 +122,9 @@ def plan_page(
     else:
         if after:
             start, pk = after
-            plans = plans.filter(Q(scheduled_start__gt=start) | Q(scheduled_start=start, pk__gt=pk))
+            plans = plans.filter(
+                Q(scheduled_start__gte=start), Q(scheduled_start__gt=start) | Q(pk__gt=pk)
+            )
         rows = list(plans[: size + 1])
         more_later, rows = len(rows) > size, rows[:size]
         more_earlier = after is not None
