@@ -137,6 +137,9 @@ class PlanForm(forms.Form):
         "“mintportal plan 42 rev 3 by alice” is sent.",
     )
 
+    #: The plan's content fingerprint when the form was opened (edit only): see plan_update.
+    seen = forms.CharField(widget=forms.HiddenInput, required=False)
+
     def __init__(self, *args, mint_messages: list[str] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         locations = selectors.active_locations()
@@ -192,6 +195,7 @@ class PlanForm(forms.Form):
             "average_consumption": plan.average_consumption,
             "expected_charge_kwh": plan.expected_charge_kwh,
             "status_note": plan.status_note,
+            "seen": plan.content_fingerprint,
         }
 
     def site_zones(self) -> dict[str, str]:

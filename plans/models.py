@@ -4,6 +4,7 @@ Rows of ``PlanEvent``, ``DeliveryAttempt`` and ``HealthCheck`` are written only 
 ``plans.services`` and never updated. Every index names the query that uses it.
 """
 
+import hashlib
 import uuid
 from datetime import timedelta
 
@@ -179,6 +180,23 @@ class Plan(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state in FINAL_STATES
+
+    @property
+    def content_fingerprint(self) -> str:
+        """What the dispatcher can change, condensed: the edit form carries it, so a save can
+        tell that someone else changed the plan since the form was opened."""
+        fields = (
+            self.location_id,
+            self.scheduled_start,
+            self.scheduled_end,
+            self.target_kind,
+            self.expected_range_km,
+            self.average_consumption,
+            self.expected_charge_kwh,
+            self.status_note,
+            self.revision,
+        )
+        return hashlib.sha256(repr(fields).encode()).hexdigest()[:20]
 
     @property
     def estimated_energy_kwh(self):

@@ -201,20 +201,29 @@ def plan_create(
 
 
 @transaction.atomic
-def plan_update(*, plan: Plan, user: AbstractBaseUser, **changes) -> Plan:
+def plan_update(
+    *, plan: Plan, user: AbstractBaseUser, seen_fingerprint: str = "", **changes
+) -> Plan:
     """Apply a dispatcher's edit.
 
     A plan whose current revision was already submitted gets a new revision (a later submit
     sends a new messageId, same transactionId); a message still waiting in the queue is
-    withdrawn. A plan whose message is on the wire right now cannot be edited.
+    withdrawn. A plan whose message is on the wire right now cannot be edited. With
+    ``seen_fingerprint`` (what the edit form was opened on), an edit made meanwhile by someone
+    else is not silently overwritten.
     """
     unknown = set(changes) - set(PLAN_FIELDS)
     if unknown:
         raise TypeError(f"plan_update() got unknown fields: {sorted(unknown)}")
-    plan = Plan.objects.select_for_update().select_related("location").get(pk=plan.pk)
+    plan = Plan.objects.select_for_update().select_related("location", "updated_by").get(pk=plan.pk)
     if plan.state not in EDITABLE_STATES:
         raise PlanActionError(
             "This plan is being sent to MINT right now. Wait a moment, then edit it."
+        )
+    if seen_fingerprint and seen_fingerprint != plan.content_fingerprint:
+        raise ValidationError(
+            f"{plan.updated_by.get_username()} changed this plan while you were editing it, "
+            f"so your changes were not saved. Open the plan again to see theirs."
         )
     changes = _normalise_target(dict(changes))
     if all(getattr(plan, field) == value for field, value in changes.items()):
@@ -290,7 +299,7 @@ def plan_payload(
 @transaction.atomic
 def plan_submit(*, plan: Plan, user: AbstractBaseUser) -> Submission:
     """Queue the plan's current revision for delivery: state change and outbox row together."""
-    plan = Plan.objects.select_for_update().select_related("location").get(pk=plan.pk)
+    plan = Plan.objects.select_for_update(of=("self",)).select_related("location").get(pk=plan.pk)
     if plan.state != PlanState.DRAFT:
         raise PlanActionError(
             f"Only drafts can be submitted; this plan is {plan.get_state_display().lower()}."

@@ -129,7 +129,12 @@ def _save_and_maybe_submit(request: HttpRequest, form: PlanForm, plan: Plan | No
         if plan is None:
             plan = services.plan_create(user=request.user, **form.plan_values())
         else:
-            plan = services.plan_update(plan=plan, user=request.user, **form.plan_values())
+            plan = services.plan_update(
+                plan=plan,
+                user=request.user,
+                seen_fingerprint=form.cleaned_data.get("seen", ""),
+                **form.plan_values(),
+            )
         if submit and plan.state != PlanState.DRAFT:
             raise services.PlanActionError(
                 f"Nothing changed, so plan {plan.pk} has nothing new to submit; it stays "

@@ -1027,3 +1027,26 @@ def test_it_says_nothing_changed_when_an_accepted_plan_is_saved_as_is(
     plan.refresh_from_db()
     assert (plan.state, plan.revision) == ("accepted", 1)
     assert "Nothing changed" in response.content.decode()
+
+
+def test_it_does_not_overwrite_an_edit_made_while_the_form_was_open(
+    client, dispatcher, brussels, db
+):
+    other = User.objects.create_user("second-dispatcher", password="x")
+    other.groups.add(*dispatcher.groups.all())
+    client.force_login(dispatcher)
+    client.post("/plans/new/", form_post(brussels))
+    plan = Plan.objects.get()
+    opened = client.get(f"/plans/{plan.pk}/edit/").content.decode()
+    seen = re.search(r'name="seen" value="([^"]+)"', opened).group(1)
+    services.plan_update(plan=plan, user=other, expected_range_km=300)
+
+    response = client.post(
+        f"/plans/{plan.pk}/edit/", form_post(brussels, expected_range_km="100", seen=seen)
+    )
+
+    plan.refresh_from_db()
+    assert plan.expected_range_km == 300
+    assert "second-dispatcher changed this plan while you were editing it" in (
+        response.content.decode()
+    )
