@@ -17,10 +17,17 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
 
-run: $(VENV)/.installed
-	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
-	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
-	DEBUG=$${DEBUG:-1} $(PY) manage.py run_portal
+# A development .env (DEBUG=1: throwaway secret key, the built-in sandbox) so that `make run`
+# and every `manage.py` command in this checkout work without configuration. An existing .env
+# is never touched; production uses its own (see .env.example and docs/deploy.md).
+.env:
+	printf '# Made by `make run` for development on this machine; see .env.example.\nDEBUG=1\n' > $@
+	@echo "Wrote .env for development (DEBUG=1)."
+
+run: $(VENV)/.installed .env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	$(PY) manage.py run_portal
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
