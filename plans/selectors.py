@@ -114,7 +114,7 @@ def plan_page(
         start, pk = before
         rows = list(
             plans.filter(
-                Q(scheduled_start__lt=start) | Q(scheduled_start=start, pk__lt=pk)
+                Q(scheduled_start__lte=start), Q(scheduled_start__lt=start) | Q(pk__lt=pk)
             ).order_by("-scheduled_start", "-id")[: size + 1]
         )
         more_earlier, rows = len(rows) > size, rows[:size][::-1]

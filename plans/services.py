@@ -102,14 +102,17 @@ def _record(*events: PlanEvent) -> None:
         if event.from_state:
             deltas[event.from_state] -= 1
         deltas[event.to_state] += 1
-    for state, delta in deltas.items():
-        if delta and not PlanStateCount.objects.filter(state=state).update(
-            count=F("count") + delta
-        ):
+    # Always in the same order, so two transactions never wait on each other's counter rows.
+    for state, delta in sorted(deltas.items()):
+        if not delta:
+            continue
+        row = PlanStateCount.objects.filter(state=state)
+        if not row.update(count=F("count") + delta):
+            # The row is missing (a fresh or flushed database): make it, then count.
             PlanStateCount.objects.bulk_create(
                 [PlanStateCount(state=state, count=0)], ignore_conflicts=True
             )
-            PlanStateCount.objects.filter(state=state).update(count=F("count") + delta)
+            row.update(count=F("count") + delta)
     for event in events:
         logger.info(
             "plan state change",
@@ -215,7 +218,12 @@ def plan_update(
     unknown = set(changes) - set(PLAN_FIELDS)
     if unknown:
         raise TypeError(f"plan_update() got unknown fields: {sorted(unknown)}")
-    plan = Plan.objects.select_for_update().select_related("location", "updated_by").get(pk=plan.pk)
+    # of=self: lock the plan row only, not its site's and user's rows that the join reads.
+    plan = (
+        Plan.objects.select_for_update(of=("self",))
+        .select_related("location", "updated_by")
+        .get(pk=plan.pk)
+    )
     if plan.state not in EDITABLE_STATES:
         raise PlanActionError(
             "This plan is being sent to MINT right now. Wait a moment, then edit it."

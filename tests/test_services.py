@@ -176,3 +176,26 @@ def test_a_renewed_lease_keeps_only_the_messages_still_held(dispatcher, settings
     assert held == {batch[0].pk, batch[2].pk}
     renewed = Submission.objects.get(pk=batch[0].pk).lease_expires_at
     assert renewed > timezone.now() + timedelta(seconds=settings.MINT_LEASE_SECONDS - 5)
+
+
+@pytest.mark.django_db
+def test_counter_rows_are_always_locked_in_the_same_order(dispatcher):
+    """Submit locks draft→queued and an edit queued→draft: both must touch the counter rows in
+    one fixed order, or two of them at once deadlock on PostgreSQL."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    plan = make_plan(user=dispatcher)
+    with CaptureQueriesContext(connection) as submitted:
+        services.plan_submit(plan=plan, user=dispatcher)
+    with CaptureQueriesContext(connection) as edited:
+        services.plan_update(plan=plan, user=dispatcher, expected_range_km=99)
+
+    for captured in (submitted, edited):
+        touched = [
+            q["sql"].split("WHERE")[1]
+            for q in captured.captured_queries
+            if q["sql"].startswith('UPDATE "plans_planstatecount"')
+        ]
+        assert len(touched) == 2
+        assert "draft" in touched[0] and "queued" in touched[1]
