@@ -22,7 +22,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import _common
@@ -178,7 +178,7 @@ def deep_cursor(position: int) -> str:
 
     plans = Plan.objects.order_by("scheduled_start", "id")
     plan = plans[max(0, position - 1) : position].first() or plans.last()
-    return plan_cursor(plan) if plan else "19700101T000000.000000Z_0"
+    return plan_cursor(plan) if plan else plan_cursor(at=datetime(1970, 1, 1, tzinfo=UTC))
 
 
 def measure_all(clients: dict[bool, Any], context: dict[str, Any], requests: int) -> dict:

@@ -83,15 +83,21 @@ class PlanPage:
     later: str | None
 
 
-def plan_cursor(plan: Plan) -> str:
-    """A position in the list sorted by (start, id), for the Earlier / Later links."""
-    return f"{plan.scheduled_start.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}_{plan.pk}"
+CURSOR_TIME = "%Y%m%dT%H%M%S.%fZ"
+
+
+def plan_cursor(plan: Plan | None = None, *, at: datetime | None = None) -> str:
+    """A position in the list sorted by (start, id), for the Earlier / Later links: just after
+    ``plan``, or just before the first plan starting at ``at`` (the "From now" link)."""
+    if plan is not None:
+        return f"{plan.scheduled_start.astimezone(UTC):{CURSOR_TIME}}_{plan.pk}"
+    return f"{at.astimezone(UTC):{CURSOR_TIME}}_0"
 
 
 def parse_plan_cursor(raw: str) -> tuple[datetime, int] | None:
     stamp, _, pk = raw.partition("_")
     try:
-        return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC), int(pk)
+        return datetime.strptime(stamp, CURSOR_TIME).replace(tzinfo=UTC), int(pk)
     except ValueError:
         return None
 

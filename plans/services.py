@@ -755,11 +755,12 @@ class DatabaseTokenStore:
     at once, exactly one process asks MINT and the others read what it stored.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, margin: float = 60.0) -> None:
+        self.margin = margin
         self._cached: Token | None = None
 
     def current(self) -> Token | None:
-        if self._cached and self._cached.expires_at > timezone.now():
+        if self._cached and self._cached.is_valid():
             return self._cached
         row = MintToken.objects.filter(pk=1).first()
         if row and row.access_token and row.expires_at:
@@ -769,14 +770,18 @@ class DatabaseTokenStore:
     def refresh(self, fetch, stale: Token | None) -> Token:
         with transaction.atomic():
             row, _ = MintToken.objects.select_for_update().get_or_create(pk=1)
+            stored = (
+                Token(access_token=row.access_token, expires_at=row.expires_at)
+                if row.access_token and row.expires_at
+                else None
+            )
             stale_value = stale.access_token if stale else None
             if (
-                row.access_token
-                and row.access_token != stale_value
-                and row.expires_at
-                and row.expires_at > timezone.now() + timedelta(seconds=60)
+                stored
+                and stored.access_token != stale_value
+                and stored.is_valid(margin=self.margin)
             ):
-                token = Token(access_token=row.access_token, expires_at=row.expires_at)
+                token = stored  # another worker refreshed while we waited for the lock
             else:
                 token = fetch()
                 row.access_token = token.access_token
@@ -791,11 +796,14 @@ def mint_client():
     """The MINT client as configured, with the database-backed shared token."""
     from plans.mint.client import MintClient
 
+    # The store and the client must agree on how close to expiry a token is too old.
+    margin = 60.0
     return MintClient(
         settings.MINT_API_URL,
         settings.MINT_CLIENT_ID,
         settings.MINT_CLIENT_SECRET,
-        token_store=DatabaseTokenStore(),
+        token_store=DatabaseTokenStore(margin=margin),
+        refresh_margin=margin,
         connect_timeout=settings.MINT_CONNECT_TIMEOUT,
         read_timeout=settings.MINT_READ_TIMEOUT,
     )

@@ -6,7 +6,6 @@ creating, editing and duplicating need ``plans.change_plan``; submitting and ret
 """
 
 import uuid
-from datetime import UTC
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
@@ -110,7 +109,7 @@ def plan_list(request: HttpRequest) -> HttpResponse:
             "filter_form": filter_form,
             "page": page,
             "plans": page.plans,
-            "now_cursor": f"{timezone.now().astimezone(UTC):%Y%m%dT%H%M%S.%fZ}_0",
+            "now_cursor": selectors.plan_cursor(at=timezone.now()),
             "draft_ids": [p.pk for p in page.plans if p.state == PlanState.DRAFT],
             **_abilities(request),
         },

@@ -381,17 +381,9 @@ class MintClient:
     def send_plan(self, body: str) -> Outcome:
         """Deliver one encoded plan body and say what happened; never raises for HTTP trouble."""
         started = time.monotonic()
-        try:
-            token = self._token()
-        except CredentialsRefused:
-            return Unauthorized(http_status=401, duration_ms=_elapsed_ms(started), body_sent=body)
-        except TokenUnavailable as exc:
-            return Unavailable(
-                http_status=exc.http_status,
-                duration_ms=_elapsed_ms(started),
-                body_sent=body,
-                error=exc.error,
-            )
+        token = self._token_or_outcome(self._token, body, started)
+        if isinstance(token, Outcome):
+            return token
 
         result = self._post_plan(token, body, started)
         if not (isinstance(result, requests.Response) and result.status_code == 401):
@@ -399,8 +391,19 @@ class MintClient:
 
         # A 401 with a token we believed valid: MINT revoked or expired it early. Refresh once
         # (the store hands back a newer token if another worker already refreshed) and resend.
+        stale = token
+        token = self._token_or_outcome(
+            lambda: self.token_store.refresh(self._fetch_token, stale), body, started
+        )
+        if isinstance(token, Outcome):
+            return token
+        return self._outcome(self._post_plan(token, body, started), body, started)
+
+    @staticmethod
+    def _token_or_outcome(get: Callable[[], Token], body: str, started: float) -> Token | Outcome:
+        """A token from ``get``, or the outcome that its failure means for the plan."""
         try:
-            token = self.token_store.refresh(self._fetch_token, token)
+            return get()
         except CredentialsRefused:
             return Unauthorized(http_status=401, duration_ms=_elapsed_ms(started), body_sent=body)
         except TokenUnavailable as exc:
@@ -410,7 +413,6 @@ class MintClient:
                 body_sent=body,
                 error=exc.error,
             )
-        return self._outcome(self._post_plan(token, body, started), body, started)
 
     def _post_plan(
         self, token: Token, body: str, started: float
