@@ -8,7 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test.html import Element, parse_html
+from django.urls import set_script_prefix
 from django.utils import timezone
+from pytest_django.asserts import assertInHTML
 
 from plans import services
 from plans.mint.outcomes import Accepted, HealthResult, Rejected
@@ -373,6 +375,90 @@ def test_it_lists_every_plan_sorted_by_start(dispatcher_client, varied_plans):
     positions = [page.index(f'href="/plans/{p.pk}/" title=') for p in expected]
     assert positions == sorted(positions)
     assert "4 found" in page
+
+
+def test_it_draws_each_list_row_with_link_target_state_and_a_tick_box_for_drafts(
+    client, dispatcher, viewer, brussels
+):
+    start = datetime.combine(WINTER_DAY, datetime.min.time(), tzinfo=UTC) + timedelta(hours=8)
+    draft = plan_at(user=dispatcher, location=brussels, start=start)
+    accepted = accept(
+        plan_at(user=dispatcher, location=brussels, start=start + timedelta(days=1), kind="charge"),
+        dispatcher,
+    )
+    day = f"{WINTER_DAY:%a} {WINTER_DAY.day} {WINTER_DAY:%b}"
+    next_day = WINTER_DAY + timedelta(days=1)
+    cells = {
+        draft: (
+            f'<a href="/plans/{draft.pk}/" title="{WINTER_DAY.isoformat()} 08:00 – 11:00 UTC" '
+            f'class="row-link">{day} 09:00 – 12:00 CET</a><br>'
+            f'<span class="muted small">{WINTER_DAY.isoformat()} 08:00 – 11:00 UTC</span>',
+            f"{draft.expected_range_km} km range at 18.5 kWh/100 km",
+            "Draft",
+        ),
+        accepted: (
+            f'<a href="/plans/{accepted.pk}/" title="{next_day.isoformat()} 08:00 – 11:00 UTC" '
+            f'class="row-link">{next_day:%a} {next_day.day} {next_day:%b} 09:00 – 12:00 CET</a>'
+            f'<br><span class="muted small">{next_day.isoformat()} 08:00 – 11:00 UTC</span>',
+            "60 kWh charge",
+            "Accepted",
+        ),
+    }
+
+    for user, can_submit in ((dispatcher, True), (viewer, False)):
+        client.force_login(user)
+        page = client.get("/plans/").content.decode()
+        for plan, (when, target, label) in cells.items():
+            tick = ""
+            if can_submit:
+                box = (
+                    f'<input type="checkbox" name="plan" value="{plan.pk}" id="select-{plan.pk}" '
+                    f'aria-label="Select plan {plan.pk}">'
+                    if plan == draft
+                    else ""
+                )
+                tick = f'<td class="col-check">{box}</td>'
+            assertInHTML(
+                f'<tr>{tick}<td class="num"><a href="/plans/{plan.pk}/">{plan.pk}</a></td>'
+                "<td>Brussels Depot<br>"
+                '<span class="muted small">BE-BRU-01</span></td>'
+                f"<td>{when}</td><td>{target}</td>"
+                f'<td><span class="badge badge-{plan.state}">'
+                f'<span class="badge-dot" aria-hidden="true"></span>{label}</span></td>'
+                f'<td class="num">{plan.revision}</td></tr>',
+                page,
+            )
+
+
+def test_it_escapes_what_dispatchers_typed_in_list_and_dashboard_rows(
+    dispatcher_client, dispatcher
+):
+    site = make_location(
+        mint_location_id="BE-<i>X</i>", name='<script>alert("x")</script> & Co', time_zone="UTC"
+    )
+    make_plan(user=dispatcher, location=site)
+
+    for url in ("/plans/", "/"):
+        page = dispatcher_client.get(url).content.decode()
+
+        assert "<script>alert" not in page
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; Co" in page
+    assert "BE-&lt;i&gt;X&lt;/i&gt;" in dispatcher_client.get("/plans/").content.decode()
+
+
+def test_it_links_rows_under_the_portals_path_prefix(dispatcher_client, dispatcher, brussels):
+    """Deployed under a path (SCRIPT_NAME), row links carry it like every reversed URL."""
+    plan = make_plan(user=dispatcher, location=brussels)
+
+    set_script_prefix("/portal/")  # what the WSGI handler does; the test client does not
+    try:
+        pages = [dispatcher_client.get(url).content.decode() for url in ("/plans/", "/")]
+    finally:
+        set_script_prefix("/")
+
+    for page in pages:
+        assert f'<a href="/portal/plans/{plan.pk}/">{plan.pk}</a>' in page
+        assert f'href="/plans/{plan.pk}/"' not in page
 
 
 def test_it_shows_each_row_on_its_sites_clock_with_utc_beside(dispatcher_client, varied_plans):
