@@ -126,10 +126,13 @@ class Plan(models.Model):
         indexes = [
             # plan list: ORDER BY scheduled_start, id (all plans, or from a date on)
             models.Index(fields=["scheduled_start", "id"], name="plan_start_idx"),
-            # plan list filtered by state; dashboard counts per state
+            # plan list filtered by state or delivery group (state IN …), sorted by start
             models.Index(fields=["state", "scheduled_start"], name="plan_state_start_idx"),
-            # plan list filtered by site
-            models.Index(fields=["location", "scheduled_start"], name="plan_location_start_idx"),
+            # plan list filtered by site, sorted by start; with state in the index, a site +
+            # state filter and its capped count are answered without reading the plan rows
+            models.Index(
+                fields=["location", "scheduled_start", "state"], name="plan_site_start_state_idx"
+            ),
         ]
         constraints = [
             models.CheckConstraint(
