@@ -155,8 +155,9 @@ LOGIN_REDIRECT_URL = "plans:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Security ----------------------------------------------------------------------------------
-# Login throttling (django-axes): 5 failures for one username from one address lock that pair
-# for 15 minutes, on the portal's login and the admin's alike.
+# Login throttling (django-axes): by default 5 failures for one username from one address lock
+# that pair for 15 minutes, on the portal's login and the admin's alike; the lockout page says
+# the configured wait.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

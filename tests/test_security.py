@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,27 @@ def test_it_locks_a_username_and_address_after_five_failures(client, admin_user,
     assert locked.status_code == 429
     assert b"Login locked for 15 minutes" in locked.content
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("cooloff", "says"),
+    [
+        (timedelta(minutes=90), b"Login locked for 1 hour 30 minutes"),
+        (timedelta(minutes=1), b"Login locked for 1 minute"),
+        (None, b"blocked until an administrator unlocks it"),
+    ],
+)
+def test_the_lockout_page_tells_the_configured_wait(client, dispatcher, settings, cooloff, says):
+    settings.AXES_COOLOFF_TIME = cooloff
+    for _ in range(5):
+        client.post("/accounts/login/", {"username": "dispatcher", "password": "wrong"})
+
+    locked = client.post("/accounts/login/", {"username": "dispatcher", "password": "wrong"})
+
+    assert locked.status_code == 429
+    assert says in locked.content
+    assert b"15 minutes" not in locked.content
 
 
 @pytest.mark.django_db

@@ -8,7 +8,7 @@ Django's ``date`` filter would convert back to the project zone, so these format
 import html
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django import template
@@ -156,6 +156,20 @@ def duration_ms(value: int | None) -> str:
     if value < 1000:
         return f"{value} ms"
     return f"{value / 1000:.1f} s"
+
+
+@register.filter
+def duration_words(value: timedelta | None) -> str:
+    """``15 minutes``, ``1 hour``, ``2 hours 30 minutes``: a configured span in plain words."""
+    if not value:
+        return ""
+    hours, minutes = divmod(max(1, round(value.total_seconds() / 60)), 60)
+    words = [
+        f"{n} {unit}{'' if n == 1 else 's'}"
+        for n, unit in ((hours, "hour"), (minutes, "minute"))
+        if n
+    ]
+    return " ".join(words)
 
 
 @register.filter
