@@ -8,7 +8,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from plans import services
+from plans.mint.outcomes import Accepted, Unavailable
 from plans.models import Plan, PlanEvent, PlanState, Submission
+from plans.selectors import QueueSummary, queue_summary
 from plans.timezones import LocalTimeError, local_to_utc
 from tests.factories import make_location, make_plan
 
@@ -199,3 +201,34 @@ def test_counter_rows_are_always_locked_in_the_same_order(dispatcher):
         ]
         assert len(touched) == 2
         assert "draft" in touched[0] and "queued" in touched[1]
+
+
+@pytest.mark.django_db
+def test_the_queue_summary_counts_waiting_and_due_messages(dispatcher):
+    assert queue_summary() == QueueSummary(depth=0, oldest_at=None, due_now=0)
+    plans = [make_plan(user=dispatcher) for _ in range(4)]
+    for plan in plans:
+        services.plan_submit(plan=plan, user=dispatcher)
+    first, second = services.submissions_claim(worker="w", limit=2)
+    now = timezone.now()
+    services.submissions_record_outcomes(
+        sent=[
+            services.SentMessage(
+                submission=first,
+                outcome=Accepted(http_status=200, duration_ms=5, body_sent="{}"),
+                started_at=now,
+            ),
+            services.SentMessage(
+                submission=second,
+                outcome=Unavailable(http_status=503, duration_ms=5, body_sent="{}", error="503"),
+                started_at=now,
+            ),
+        ],
+        worker="w",
+    )
+
+    summary = queue_summary()
+
+    # One accepted (gone from the queue), one retrying later, two queued and due now.
+    assert (summary.depth, summary.due_now) == (3, 2)
+    assert summary.oldest_at == Submission.objects.get(pk=second.pk).created_at
