@@ -1136,3 +1136,13 @@ def test_it_does_not_overwrite_an_edit_made_while_the_form_was_open(
     assert "second-dispatcher changed this plan while you were editing it" in (
         response.content.decode()
     )
+
+
+def test_it_gives_admin_pages_the_portals_icon(client, admin_client):
+    """Without it browsers ask the admin for /favicon.ico and log a 404 on every page."""
+    for page in (client.get("/admin/login/"), admin_client.get("/admin/plans/plan/")):
+        assert page.status_code == 200
+        assertInHTML(
+            '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">',
+            page.content.decode(),
+        )
