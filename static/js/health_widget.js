@@ -16,7 +16,7 @@
 
   function refresh() {
     var current = widget();
-    if (!current || !window.fetch || !window.DOMParser) {
+    if (!current || !window.portalPoll || !window.fetch || !window.DOMParser) {
       return;
     }
     if (document.hidden) {
@@ -25,17 +25,8 @@
     }
     var panel = document.getElementById("operations-panel");
     var url = current.getAttribute("data-url") + (panel ? "?panel=operations" : "");
-    fetch(url, {
-      credentials: "same-origin",
-      headers: { "X-Portal-Poll": "1" },
-      cache: "no-store",
-    })
-      .then(function (response) {
-        if (response.redirected || !response.ok) {
-          throw new Error("status " + response.status);
-        }
-        return response.text();
-      })
+    window
+      .portalPoll(url)
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
         ["health-widget", "worker-banner", "operations-panel"].forEach(function (id) {

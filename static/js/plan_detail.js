@@ -9,7 +9,7 @@
   var PARTS = ["plan-status-bar", "plan-activity"];
 
   var root = document.getElementById("plan-detail");
-  if (!root || !window.fetch || !window.DOMParser) {
+  if (!root || !window.portalPoll || !window.fetch || !window.DOMParser) {
     return;
   }
   var url = root.getAttribute("data-status-url");
@@ -69,17 +69,8 @@
   function poll() {
     timer = null;
     inFlight = true;
-    fetch(url, {
-      credentials: "same-origin",
-      headers: { "X-Portal-Poll": "1" },
-      cache: "no-store",
-    })
-      .then(function (response) {
-        if (response.redirected || !response.ok) {
-          throw new Error("status " + response.status);
-        }
-        return response.text();
-      })
+    window
+      .portalPoll(url)
       .then(function (html) {
         swap(html);
         delay = INTERVAL_MS;
