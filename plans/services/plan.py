@@ -1,0 +1,414 @@
+"""Plan writes: create, edit, duplicate, submit and retry, each with its history row.
+
+Every state change appends a ``PlanEvent`` and moves the per-state counters in the same
+transaction.
+"""
+
+import logging
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from plans.mint.payload import build_plan_payload, encode_body
+from plans.models import (
+    Location,
+    Plan,
+    PlanEvent,
+    PlanState,
+    PlanStateCount,
+    Submission,
+    SubmissionState,
+)
+
+logger = logging.getLogger("plans.delivery")
+
+#: Fields a dispatcher may set on a plan; everything else is the portal's bookkeeping.
+PLAN_FIELDS = (
+    "location",
+    "scheduled_start",
+    "scheduled_end",
+    "target_kind",
+    "expected_range_km",
+    "average_consumption",
+    "expected_charge_kwh",
+    "status_note",
+)
+EDITABLE_STATES = (
+    PlanState.DRAFT,
+    PlanState.QUEUED,
+    PlanState.RETRYING,
+    PlanState.ACCEPTED,
+    PlanState.REJECTED,
+    PlanState.FAILED,
+)
+RETRYABLE_STATES = (PlanState.FAILED, PlanState.REJECTED, PlanState.RETRYING)
+
+
+class PlanActionError(Exception):
+    """An action that the plan's current state does not allow; the message is for the user."""
+
+
+def _event(
+    *,
+    plan: Plan,
+    action: str,
+    from_state: str,
+    to_state: str,
+    user: AbstractBaseUser | None = None,
+    actor: str = "",
+    reason: str = "",
+    at: datetime | None = None,
+) -> PlanEvent:
+    return PlanEvent(
+        plan=plan,
+        at=at or timezone.now(),
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        revision=plan.revision,
+        user=user,
+        actor=actor or (user.get_username() if user else "system"),
+        reason=reason,
+    )
+
+
+def _record(*events: PlanEvent) -> None:
+    """Append history rows, move the per-state plan counts with them, and log each row as one
+    structured line (never anything secret)."""
+    PlanEvent.objects.bulk_create(events)
+    deltas: Counter[str] = Counter()
+    for event in events:
+        if event.from_state:
+            deltas[event.from_state] -= 1
+        deltas[event.to_state] += 1
+    # Always in the same order, so two transactions never wait on each other's counter rows.
+    for state, delta in sorted(deltas.items()):
+        if not delta:
+            continue
+        row = PlanStateCount.objects.filter(state=state)
+        if not row.update(count=F("count") + delta):
+            # The row is missing (a fresh or flushed database): make it, then count.
+            PlanStateCount.objects.bulk_create(
+                [PlanStateCount(state=state, count=0)], ignore_conflicts=True
+            )
+            row.update(count=F("count") + delta)
+    for event in events:
+        logger.info(
+            "plan state change",
+            extra={
+                "plan_id": event.plan_id,
+                "revision": event.revision,
+                "action": event.action,
+                "from_state": event.from_state,
+                "to_state": event.to_state,
+                "actor": event.actor,
+            },
+        )
+
+
+def _normalise_target(values: dict) -> dict:
+    """Clear the fields of the target that was not chosen, so the XOR rule holds by construction."""
+    if values.get("target_kind") == "range":
+        values["expected_charge_kwh"] = None
+    elif values.get("target_kind") == "charge":
+        values["expected_range_km"] = None
+        values["average_consumption"] = None
+    return values
+
+
+def _validate_plan(plan: Plan, *, now: datetime | None = None) -> None:
+    """The rules every path into the database must pass, whatever the form already checked."""
+    errors: dict[str, list[str]] = {}
+    if not plan.location.is_active:
+        errors.setdefault("location", []).append(
+            f"{plan.location.name} is not active; choose another site."
+        )
+    if plan.scheduled_end and plan.scheduled_end <= (now or timezone.now()):
+        errors.setdefault("scheduled_end", []).append(
+            "This window has already ended; a plan must end in the future."
+        )
+    try:
+        plan.full_clean(exclude=["created_by", "updated_by"])
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def plan_create(
+    *,
+    user: AbstractBaseUser,
+    location: Location,
+    scheduled_start: datetime,
+    scheduled_end: datetime,
+    target_kind: str,
+    expected_range_km: int | None = None,
+    average_consumption: Decimal | None = None,
+    expected_charge_kwh: int | None = None,
+    status_note: str = "",
+    reason: str = "",
+) -> Plan:
+    values = _normalise_target(
+        {
+            "target_kind": target_kind,
+            "expected_range_km": expected_range_km,
+            "average_consumption": average_consumption,
+            "expected_charge_kwh": expected_charge_kwh,
+        }
+    )
+    plan = Plan(
+        location=location,
+        scheduled_start=scheduled_start,
+        scheduled_end=scheduled_end,
+        status_note=status_note,
+        created_by=user,
+        updated_by=user,
+        **values,
+    )
+    _validate_plan(plan)
+    plan.save()
+    _record(
+        _event(
+            plan=plan,
+            action=PlanEvent.Action.CREATED,
+            from_state="",
+            to_state=PlanState.DRAFT,
+            user=user,
+            reason=reason or "Created as a draft.",
+        )
+    )
+    return plan
+
+
+@transaction.atomic
+def plan_update(
+    *, plan: Plan, user: AbstractBaseUser, seen_fingerprint: str = "", **changes
+) -> Plan:
+    """Apply a dispatcher's edit.
+
+    A plan whose current revision was already submitted gets a new revision (a later submit
+    sends a new messageId, same transactionId); a message still waiting in the queue is
+    withdrawn. A plan whose message is on the wire right now cannot be edited. With
+    ``seen_fingerprint`` (what the edit form was opened on), an edit made meanwhile by someone
+    else is not silently overwritten.
+    """
+    unknown = set(changes) - set(PLAN_FIELDS)
+    if unknown:
+        raise TypeError(f"plan_update() got unknown fields: {sorted(unknown)}")
+    # of=self: lock the plan row only, not its site's and user's rows that the join reads.
+    plan = (
+        Plan.objects.select_for_update(of=("self",))
+        .select_related("location", "updated_by")
+        .get(pk=plan.pk)
+    )
+    if plan.state not in EDITABLE_STATES:
+        raise PlanActionError(
+            "This plan is being sent to MINT right now. Wait a moment, then edit it."
+        )
+    if seen_fingerprint and seen_fingerprint != plan.content_fingerprint:
+        raise ValidationError(
+            f"{plan.updated_by.get_username()} changed this plan while you were editing it, "
+            f"so your changes were not saved. Open the plan again to see theirs."
+        )
+    changes = _normalise_target(dict(changes))
+    if all(getattr(plan, field) == value for field, value in changes.items()):
+        # Saved without a change: no new revision, and a waiting message stays queued.
+        return plan
+    for field, value in changes.items():
+        setattr(plan, field, value)
+    from_state = plan.state
+    submitted = plan.submissions.filter(revision=plan.revision).exists()
+    if from_state in (PlanState.QUEUED, PlanState.RETRYING):
+        withdrawn = Submission.objects.filter(
+            plan=plan, state__in=[SubmissionState.QUEUED, SubmissionState.RETRYING]
+        ).update(state=SubmissionState.SUPERSEDED, finished_at=timezone.now())
+        if not withdrawn:
+            raise PlanActionError(
+                "This plan is being sent to MINT right now. Wait a moment, then edit it."
+            )
+    if submitted:
+        plan.revision += 1
+    plan.state = PlanState.DRAFT
+    plan.updated_by = user
+    _validate_plan(plan)
+    plan.save()
+    reason = f"Edited; now revision {plan.revision}." if submitted else "Edited."
+    if from_state in (PlanState.QUEUED, PlanState.RETRYING):
+        reason += " The message waiting to be sent was withdrawn."
+    _record(
+        _event(
+            plan=plan,
+            action=PlanEvent.Action.EDITED,
+            from_state=from_state,
+            to_state=PlanState.DRAFT,
+            user=user,
+            reason=reason,
+        )
+    )
+    return plan
+
+
+@transaction.atomic
+def plan_duplicate(*, plan: Plan, user: AbstractBaseUser) -> Plan:
+    """A new draft with the same site, times and target (and a new transactionId)."""
+    return plan_create(
+        user=user,
+        reason=f"Copied from plan {plan.pk}.",
+        **{field: getattr(plan, field) for field in PLAN_FIELDS},
+    )
+
+
+def default_status_text(plan: Plan, user: AbstractBaseUser) -> str:
+    """The tracing text sent as ``status`` when the dispatcher wrote none (spec §3.2.5)."""
+    return f"mintportal plan {plan.pk} rev {plan.revision} by {user.get_username()}"
+
+
+def plan_payload(
+    *, plan: Plan, message_id: uuid.UUID, timestamp: datetime, status: str
+) -> dict[str, object]:
+    """The body of ``POST /plan/`` for ``plan`` as spec Table 1 names its fields."""
+    return build_plan_payload(
+        message_id=message_id,
+        location_id=plan.location.mint_location_id,
+        transaction_id=plan.transaction_id,
+        status=status,
+        timestamp=timestamp,
+        scheduled_start=plan.scheduled_start,
+        scheduled_end=plan.scheduled_end,
+        expected_range=plan.expected_range_km if plan.target_kind == "range" else None,
+        average_consumption=plan.average_consumption if plan.target_kind == "range" else None,
+        expected_charge=plan.expected_charge_kwh if plan.target_kind == "charge" else None,
+    )
+
+
+@transaction.atomic
+def plan_submit(*, plan: Plan, user: AbstractBaseUser) -> Submission:
+    """Queue the plan's current revision for delivery: state change and outbox row together."""
+    plan = Plan.objects.select_for_update(of=("self",)).select_related("location").get(pk=plan.pk)
+    if plan.state != PlanState.DRAFT:
+        raise PlanActionError(
+            f"Only drafts can be submitted; this plan is {plan.get_state_display().lower()}."
+        )
+    _validate_plan(plan)
+    now = timezone.now()
+    message_id = uuid.uuid4()
+    submission = Submission.objects.create(
+        plan=plan,
+        revision=plan.revision,
+        message_id=message_id,
+        created_at=now,
+        created_by=user,
+        body=encode_body(
+            plan_payload(
+                plan=plan,
+                message_id=message_id,
+                timestamp=now,
+                status=plan.status_note or default_status_text(plan, user),
+            )
+        ),
+        state=SubmissionState.QUEUED,
+        next_attempt_at=now,
+        next_trigger=Submission.Trigger.SCHEDULED,
+        deadline=now + timedelta(seconds=settings.MINT_DELIVERY_DEADLINE),
+    )
+    plan.state = PlanState.QUEUED
+    plan.updated_by = user
+    plan.save(update_fields=["state", "updated_by", "updated_at"])
+    _record(
+        _event(
+            plan=plan,
+            action=PlanEvent.Action.SUBMITTED,
+            from_state=PlanState.DRAFT,
+            to_state=PlanState.QUEUED,
+            user=user,
+            reason=f"Submitted revision {plan.revision} as message {message_id}.",
+            at=now,
+        )
+    )
+    return submission
+
+
+def plans_submit(*, plans: list[Plan], user: AbstractBaseUser) -> tuple[int, list[str]]:
+    """Submit several drafts; each one on its own, so one bad plan does not hold back the rest.
+
+    Returns how many were queued and a plain message for each one that was not.
+    """
+    queued, problems = 0, []
+    for plan in plans:
+        try:
+            plan_submit(plan=plan, user=user)
+        except (PlanActionError, ValidationError) as exc:
+            text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            problems.append(f"Plan {plan.pk}: {text}")
+        else:
+            queued += 1
+    return queued, problems
+
+
+@transaction.atomic
+def plan_retry(*, plan: Plan, user: AbstractBaseUser) -> Submission:
+    """Send the plan's current message again now, with the same messageId (DESIGN: retries)."""
+    plan = Plan.objects.select_for_update().get(pk=plan.pk)
+    if plan.state not in RETRYABLE_STATES:
+        raise PlanActionError(
+            f"Only failed, rejected or retrying plans can be retried; this plan is "
+            f"{plan.get_state_display().lower()}."
+        )
+    submission = plan.submissions.filter(revision=plan.revision).first()
+    if submission is None:
+        raise PlanActionError("This plan has no message to retry; submit it instead.")
+    if plan.scheduled_end <= timezone.now():
+        raise PlanActionError(
+            "This plan's window has already ended, so MINT has no use for it any more. "
+            "Duplicate it with new times instead."
+        )
+    now = timezone.now()
+    updated = Submission.objects.filter(
+        pk=submission.pk,
+        state__in=[SubmissionState.FAILED, SubmissionState.REJECTED, SubmissionState.RETRYING],
+    ).update(
+        state=SubmissionState.QUEUED,
+        next_attempt_at=now,
+        next_trigger=Submission.Trigger.MANUAL,
+        deadline=now + timedelta(seconds=settings.MINT_DELIVERY_DEADLINE),
+        finished_at=None,
+    )
+    if not updated:
+        raise PlanActionError("This plan is being sent to MINT right now.")
+    from_state = plan.state
+    plan.state = PlanState.QUEUED
+    plan.updated_by = user
+    plan.save(update_fields=["state", "updated_by", "updated_at"])
+    _record(
+        _event(
+            plan=plan,
+            action=PlanEvent.Action.RETRIED,
+            from_state=from_state,
+            to_state=PlanState.QUEUED,
+            user=user,
+            reason=f"Retry now requested; message {submission.message_id} is sent again.",
+            at=now,
+        )
+    )
+    submission.refresh_from_db()
+    return submission
+
+
+def plan_state_counts_rebuild() -> None:
+    """Recount plans per state from scratch (after a bulk import that bypassed the services)."""
+    with transaction.atomic():
+        actual = dict(Plan.objects.order_by().values_list("state").annotate(n=Count("id")))
+        for state in PlanState.values:
+            PlanStateCount.objects.update_or_create(
+                state=state, defaults={"count": actual.get(state, 0)}
+            )
