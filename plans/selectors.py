@@ -49,7 +49,7 @@ class PlanRow:
     scheduled_end: datetime
     target_kind: str
     expected_range_km: int | None
-    expected_charge_kwh: Decimal | None
+    expected_charge_kwh: int | None
     average_consumption: Decimal | None
     site_name: str
     site_code: str

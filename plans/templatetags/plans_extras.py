@@ -269,8 +269,8 @@ _STATE_LABELS = dict(PlanState.choices)
 def _html(markup: str, *values: object) -> SafeString:
     """``format_html`` with the escaping done by ``html.escape``, which Django's ``escape`` wraps
     (one call per value, fifteen per row, where the wrapper's lazy-string check was most of the
-    cost). Pieces that are already HTML (``SafeString``) go in as they are."""
-    escaped = (v if isinstance(v, SafeString) else html.escape(str(v)) for v in values)
+    cost). Pieces that are already HTML (anything with ``__html__``) go in as they are."""
+    escaped = (v.__html__() if hasattr(v, "__html__") else html.escape(str(v)) for v in values)
     return mark_safe(markup.format(*escaped))  # noqa: S308 - every value is escaped or SafeString
 
 
