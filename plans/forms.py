@@ -14,7 +14,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils import timezone
 
 from plans import selectors
-from plans.models import Location, Plan, PlanState, TargetKind
+from plans.models import Location, Plan, PlanState, TargetKind, plan_window_errors
 from plans.selectors import PlanFilters
 from plans.timezones import LocalTimeError, local_to_utc, utc_to_local
 
@@ -250,6 +250,12 @@ class PlanForm(forms.Form):
             wall = cleaned.get(name)
             if wall is None:
                 continue
+            if abs(wall.year - timezone.now().year) > 1:
+                # Said here, on the field typed: a two-digit year (26 → 0026) is the usual slip.
+                self.add_error(
+                    name, f"Check the year: plans are for this year or next, not {wall.year:04d}."
+                )
+                continue
             try:
                 instants[out] = local_to_utc(wall, location.time_zone)
             except LocalTimeError as exc:
@@ -258,11 +264,10 @@ class PlanForm(forms.Form):
         if start and end:
             if end <= start:
                 self.add_error("end_local", "The end must be after the start.")
-            elif end <= timezone.now():
-                self.add_error(
-                    "end_local",
-                    "This window has already ended; a plan must end in the future.",
-                )
+            else:
+                problems = plan_window_errors(start, end, now=timezone.now())
+                for field, message in problems.items():
+                    self.add_error(SERVICE_FIELD_TO_FORM_FIELD[field], message)
         if "start_local" in self.cleaned_data and start:
             self.cleaned_data["scheduled_start"] = start
         if "end_local" in self.cleaned_data and end:

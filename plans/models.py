@@ -6,7 +6,7 @@ Rows of ``PlanEvent``, ``DeliveryAttempt`` and ``HealthCheck`` are written only 
 
 import hashlib
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -28,6 +28,29 @@ class PlanState(models.TextChoices):
 PENDING_STATES = (PlanState.QUEUED, PlanState.SENDING, PlanState.RETRYING)
 #: States after which nothing happens until a person acts.
 FINAL_STATES = (PlanState.DRAFT, PlanState.ACCEPTED, PlanState.REJECTED, PlanState.FAILED)
+
+#: A vehicle's stay at a site lasts hours, a few days at most: a longer window is a slip of the
+#: keyboard (a wrong month, or a year typed as "26" and read as 0026), not a plan.
+PLAN_MAX_WINDOW = timedelta(days=7)
+#: How far ahead a plan may start: a year of planning, not a mistyped year.
+PLAN_MAX_AHEAD = timedelta(days=366)
+
+
+def plan_window_errors(start: datetime, end: datetime, *, now: datetime) -> dict[str, str]:
+    """What is wrong with a window that ends after it starts, by field.
+
+    One definition for the form, which says it beside the typed times, and the service, which
+    holds every other way into the database to the same rules. (End after start is also a
+    database constraint.)
+    """
+    errors = {}
+    if end <= now:
+        errors["scheduled_end"] = "This window has already ended; a plan must end in the future."
+    elif end - start > PLAN_MAX_WINDOW:
+        errors["scheduled_end"] = "A plan covers at most 7 days; check the dates and the year."
+    if start > now + PLAN_MAX_AHEAD:
+        errors["scheduled_start"] = "A plan can start at most a year ahead; check the year."
+    return errors
 
 
 class SubmissionState(models.TextChoices):

@@ -37,7 +37,10 @@ def local_to_utc(wall: datetime, zone_name: str) -> datetime:
     first = naive.replace(tzinfo=zone, fold=0)
     second = naive.replace(tzinfo=zone, fold=1)
     if first.utcoffset() == second.utcoffset():
-        return first.astimezone(UTC)
+        try:
+            return first.astimezone(UTC)
+        except OverflowError:  # the first or last day the calendar has, in a zone off UTC
+            raise LocalTimeError(f"{naive.isoformat(' ', 'minutes')} is out of range.") from None
     # The two folds disagree: the time is in a gap or an overlap. A time in a gap does not
     # survive the round trip through UTC.
     if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:

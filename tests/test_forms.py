@@ -313,6 +313,34 @@ def test_it_refuses_a_window_that_has_already_ended(brussels):
     }
 
 
+@pytest.mark.parametrize(
+    ("field", "typed"),
+    [
+        ("start_local", f"0026-{WINTER_DAY:%m-%d}T10:00"),  # "26" typed for the year
+        ("start_local", "0001-01-01T00:00"),  # the calendar's first minute, before UTC's
+        ("end_local", f"{NEXT_YEAR + 20}-01-15T14:00"),
+    ],
+)
+def test_it_refuses_a_year_that_is_not_this_year_or_next_on_that_field(brussels, field, typed):
+    form = PlanForm(form_data(brussels, **{field: typed}))
+
+    assert not form.is_valid()
+    year = typed.split("-")[0]
+    assert form.errors == {field: [f"Check the year: plans are for this year or next, not {year}."]}
+
+
+def test_it_refuses_a_window_longer_than_a_week_on_the_end_field(brussels):
+    week_later = WINTER_DAY + timedelta(days=7)
+    ok = PlanForm(form_data(brussels, end_local=wall(week_later, "10:00")))
+    too_long = PlanForm(form_data(brussels, end_local=wall(week_later, "10:01")))
+
+    assert ok.is_valid(), ok.errors
+    assert not too_long.is_valid()
+    assert too_long.errors == {
+        "end_local": ["A plan covers at most 7 days; check the dates and the year."]
+    }
+
+
 def test_it_accepts_a_window_that_started_already_and_ends_later(brussels):
     now = timezone.now()
     data = form_data(

@@ -125,6 +125,7 @@ def test_it_converts_site_local_times_to_utc(wall, zone, expected):
         (datetime(2026, 10, 25, 2, 30), "Europe/Brussels", "happens twice"),
         (datetime(2026, 3, 8, 2, 15), "America/New_York", "does not exist"),
         (datetime(2026, 11, 1, 1, 30), "America/New_York", "happens twice"),
+        (datetime(1, 1, 1, 0, 0), "Europe/Brussels", "is out of range"),
     ],
 )
 def test_it_refuses_to_guess_across_dst_changes(wall, zone, words):
@@ -204,6 +205,30 @@ def test_counter_rows_are_always_locked_in_the_same_order(dispatcher):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("start_in", "hours", "field", "message"),
+    [
+        (timedelta(hours=1), 7 * 24 + 1, "scheduled_end", "A plan covers at most 7 days"),
+        (timedelta(days=367), 2, "scheduled_start", "A plan can start at most a year ahead"),
+        (timedelta(days=-800), 800 * 24 + 2, "scheduled_end", "A plan covers at most 7 days"),
+    ],
+    ids=["eight-day window", "start beyond a year", "start in an earlier year"],
+)
+def test_it_refuses_a_window_no_vehicle_stays_and_saves_nothing(
+    dispatcher, start_in, hours, field, message
+):
+    start = timezone.now() + start_in
+
+    with pytest.raises(ValidationError) as caught:
+        make_plan(
+            user=dispatcher, scheduled_start=start, scheduled_end=start + timedelta(hours=hours)
+        )
+
+    assert message in " ".join(caught.value.message_dict[field])
+    assert not Plan.objects.exists()
+
+
+@pytest.mark.django_db
 def test_the_queue_summary_counts_waiting_and_due_messages(dispatcher):
     assert queue_summary() == QueueSummary(depth=0, oldest_at=None, due_now=0)
     plans = [make_plan(user=dispatcher) for _ in range(4)]
@@ -220,7 +245,10 @@ def test_the_queue_summary_counts_waiting_and_due_messages(dispatcher):
             ),
             services.SentMessage(
                 submission=second,
-                outcome=Unavailable(http_status=503, duration_ms=5, body_sent="{}", error="503"),
+                # Retry-After keeps it out of "due now" (full jitter alone may pick 0 s).
+                outcome=Unavailable(
+                    http_status=503, duration_ms=5, body_sent="{}", error="503", retry_after=600
+                ),
                 started_at=now,
             ),
         ],

@@ -12,8 +12,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-WIRE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
 
 def format_utc(dt: datetime) -> str:
     """Render an aware datetime as MINT's ``YYYY-MM-DDTHH:MM:SSZ``.
@@ -22,7 +20,9 @@ def format_utc(dt: datetime) -> str:
     """
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError("Naive datetime given; a time zone is required for the MINT wire format.")
-    return dt.astimezone(UTC).replace(microsecond=0).strftime(WIRE_TIME_FORMAT)
+    utc = dt.astimezone(UTC)
+    # The year by hand: strftime's %Y does not pad years before 1000 to four digits on Linux.
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"
 
 
 def _uuid_str(value: UUID | str, field: str) -> str:

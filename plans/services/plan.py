@@ -26,6 +26,7 @@ from plans.models import (
     PlanStateCount,
     Submission,
     SubmissionState,
+    plan_window_errors,
 )
 
 logger = logging.getLogger("plans.delivery")
@@ -131,10 +132,10 @@ def _validate_plan(plan: Plan, *, now: datetime | None = None) -> None:
         errors.setdefault("location", []).append(
             f"{plan.location.name} is not active; choose another site."
         )
-    if plan.scheduled_end and plan.scheduled_end <= (now or timezone.now()):
-        errors.setdefault("scheduled_end", []).append(
-            "This window has already ended; a plan must end in the future."
-        )
+    start, end = plan.scheduled_start, plan.scheduled_end
+    if start and end and end > start:
+        for field, message in plan_window_errors(start, end, now=now or timezone.now()).items():
+            errors.setdefault(field, []).append(message)
     try:
         plan.full_clean(exclude=["created_by", "updated_by"])
     except ValidationError as exc:

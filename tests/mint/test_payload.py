@@ -34,6 +34,10 @@ def test_it_formats_aware_times_as_utc_seconds_with_z():
     assert format_utc(dt) == "2025-07-01T08:15:30Z"
 
 
+def test_it_always_writes_four_digit_years():
+    assert format_utc(datetime(26, 12, 1, 9, 0, tzinfo=UTC)) == "0026-12-01T09:00:00Z"
+
+
 def test_it_formats_fixed_offsets():
     dt = datetime(2025, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=-5)))
     assert format_utc(dt) == "2025-01-01T05:30:00Z"
