@@ -55,6 +55,12 @@ def make_past_plan(*, user, **extra) -> Plan:
         return make_plan(user=user, **extra)
 
 
+def day_text(day: date) -> str:
+    """How the list writes a day: ``Fri 15 Jan``, with the year when it is not this one."""
+    text = f"{day:%a} {day.day} {day:%b}"
+    return f"{text} {day.year}" if day.year != timezone.now().year else text
+
+
 def plan_at(*, user, start: datetime, hours: int = 3, **extra) -> Plan:
     return make_plan(
         user=user, scheduled_start=start, scheduled_end=start + timedelta(hours=hours), **extra
@@ -386,7 +392,7 @@ def test_it_draws_each_list_row_with_link_target_state_and_a_tick_box_for_drafts
         plan_at(user=dispatcher, location=brussels, start=start + timedelta(days=1), kind="charge"),
         dispatcher,
     )
-    day = f"{WINTER_DAY:%a} {WINTER_DAY.day} {WINTER_DAY:%b}"
+    day = day_text(WINTER_DAY)
     next_day = WINTER_DAY + timedelta(days=1)
     cells = {
         draft: (
@@ -398,7 +404,7 @@ def test_it_draws_each_list_row_with_link_target_state_and_a_tick_box_for_drafts
         ),
         accepted: (
             f'<a href="/plans/{accepted.pk}/" title="{next_day.isoformat()} 08:00 – 11:00 UTC" '
-            f'class="row-link">{next_day:%a} {next_day.day} {next_day:%b} 09:00 – 12:00 CET</a>'
+            f'class="row-link">{day_text(next_day)} 09:00 – 12:00 CET</a>'
             f'<br><span class="muted small">{next_day.isoformat()} 08:00 – 11:00 UTC</span>',
             "60 kWh charge",
             "Accepted",
@@ -465,7 +471,7 @@ def test_it_shows_each_row_on_its_sites_clock_with_utc_beside(dispatcher_client,
     page = dispatcher_client.get("/plans/").content.decode()
 
     day1 = WINTER_DAY
-    weekday = f"{day1:%a} {day1.day} {day1:%b}"
+    weekday = day_text(day1)
     assert f"{weekday} 09:00 – 12:00 CET" in page
     assert f"{weekday} 09:00 – 12:00 EST" in page
     assert f"{day1.isoformat()} 08:00 – 11:00 UTC" in page

@@ -31,8 +31,8 @@ def _local(value: datetime, zone_name: str) -> datetime:
         return value.astimezone(UTC)
 
 
-def _day(dt: datetime) -> str:
-    return f"{dt:%a} {dt.day} {dt:%b}"
+def _day(dt: datetime, *, year: bool = False) -> str:
+    return f"{dt:%a} {dt.day} {dt:%b} {dt.year}" if year else f"{dt:%a} {dt.day} {dt:%b}"
 
 
 @register.filter
@@ -86,14 +86,17 @@ def zone_abbr(value: datetime | None, zone_name: str) -> str:
 
 
 def window_local(start: datetime, end: datetime, zone: str) -> str:
-    """``Tue 25 Nov 14:00 – 18:00 CET``; both days and zones spelled out when they differ."""
+    """``Tue 25 Nov 14:00 – 18:00 CET``; both days and zones spelled out when they differ, and
+    the year (``Fri 1 Jan 2027``) when the window is not all in this one."""
     start = _local(start, zone)
     end = _local(end, zone)
+    year = start.year != end.year or end.year != timezone.now().year
+    first, last = _day(start, year=year), _day(end, year=year)
     if start.date() == end.date() and start.tzname() == end.tzname():
-        return f"{_day(start)} {start:%H:%M} – {end:%H:%M} {end.tzname()}"
+        return f"{first} {start:%H:%M} – {end:%H:%M} {end.tzname()}"
     if start.tzname() == end.tzname():
-        return f"{_day(start)} {start:%H:%M} – {_day(end)} {end:%H:%M} {end.tzname()}"
-    return f"{_day(start)} {start:%H:%M} {start.tzname()} – {_day(end)} {end:%H:%M} {end.tzname()}"
+        return f"{first} {start:%H:%M} – {last} {end:%H:%M} {end.tzname()}"
+    return f"{first} {start:%H:%M} {start.tzname()} – {last} {end:%H:%M} {end.tzname()}"
 
 
 def window_utc(start: datetime, end: datetime) -> str:

@@ -53,9 +53,11 @@ def utc_hint(day: date, hhmm: str, zone: str) -> str:
 
 
 def local_window(day: date, start: str, end: str, zone: str) -> str:
-    """The list's "Wed 2 Dec 10:00 – 14:00 CET" for a same-day window."""
+    """The list's "Wed 2 Dec 10:00 – 14:00 CET" for a same-day window (with the year when it
+    is not this one)."""
     abbreviation = datetime.combine(day, datetime.min.time(), ZoneInfo(zone)).tzname()
-    return f"{day:%a} {day.day} {day:%b} {start} – {end} {abbreviation}"
+    year = f" {day.year}" if day.year != timezone.now().year else ""
+    return f"{day:%a} {day.day} {day:%b}{year} {start} – {end} {abbreviation}"
 
 
 def fill_times(page, day: date, start: str, end: str) -> None:
