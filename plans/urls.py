@@ -10,7 +10,6 @@ urlpatterns = [
     path("plans/submit-selected/", views.plans_submit_selected, name="plans_submit_selected"),
     path("plans/<int:pk>/", views.plan_detail, name="plan_detail"),
     path("plans/<int:pk>/edit/", views.plan_edit, name="plan_edit"),
-    path("plans/<int:pk>/duplicate/", views.plan_duplicate, name="plan_duplicate"),
     path("plans/<int:pk>/submit/", views.plan_submit, name="plan_submit"),
     path("plans/<int:pk>/retry/", views.plan_retry, name="plan_retry"),
     path("plans/<int:pk>/status/", views.plan_status, name="plan_status"),

@@ -116,7 +116,9 @@ def plan_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _save_and_maybe_submit(request: HttpRequest, form: PlanForm, plan: Plan | None) -> Plan:
+def _save_and_maybe_submit(
+    request: HttpRequest, form: PlanForm, plan: Plan | None, *, reason: str = ""
+) -> Plan:
     """Create or update the plan and, for "Save and submit", queue it in the same transaction.
 
     Raises the service's ``ValidationError`` / ``PlanActionError``; nothing is kept then.
@@ -126,7 +128,7 @@ def _save_and_maybe_submit(request: HttpRequest, form: PlanForm, plan: Plan | No
         _require(request, SUBMIT_PERM)
     with transaction.atomic():
         if plan is None:
-            plan = services.plan_create(user=request.user, **form.plan_values())
+            plan = services.plan_create(user=request.user, reason=reason, **form.plan_values())
         else:
             plan = services.plan_update(
                 plan=plan,
@@ -135,10 +137,14 @@ def _save_and_maybe_submit(request: HttpRequest, form: PlanForm, plan: Plan | No
                 **form.plan_values(),
             )
         if submit and plan.state != PlanState.DRAFT:
+            again = (
+                f" To send revision {plan.revision} again, use Retry now."
+                if plan.state in services.RETRYABLE_STATES
+                else ""
+            )
             raise services.PlanActionError(
                 f"Nothing changed, so plan {plan.pk} has nothing new to submit; it stays "
-                f"{plan.get_state_display().lower()}. To send revision {plan.revision} again, "
-                f"use Retry now."
+                f"{plan.get_state_display().lower()}.{again}"
             )
         if submit:
             services.plan_submit(plan=plan, user=request.user)
@@ -158,13 +164,16 @@ def plan_create(request: HttpRequest) -> HttpResponse:
     _require(request, CHANGE_PERM)
     initial = {}
     copied_from = None
-    if request.method == "GET" and _is_number(request.GET.get("copy", "")):
+    # "Duplicate" opens this form filled from another plan (?copy=<pk>, kept on the POST too);
+    # nothing exists until it is saved, so a copy someone walks away from leaves no draft.
+    if _is_number(request.GET.get("copy", "")):
         copied_from = _plan_or_404(int(request.GET["copy"]))
         initial = PlanForm.initial_from_plan(copied_from)
     form = PlanForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
+        reason = f"Copied from plan {copied_from.pk}." if copied_from else ""
         try:
-            plan = _save_and_maybe_submit(request, form, None)
+            plan = _save_and_maybe_submit(request, form, None, reason=reason)
         except ValidationError as exc:
             form.add_service_errors(exc)
         except services.PlanActionError as exc:
@@ -176,7 +185,13 @@ def plan_create(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "plans/plan_form.html",
-        {"form": form, "plan": None, "copied_from": copied_from, **_abilities(request)},
+        {
+            "form": form,
+            "plan": None,
+            "copied_from": copied_from,
+            "copy_is_over": copied_from is not None and copied_from.scheduled_end <= timezone.now(),
+            **_abilities(request),
+        },
     )
 
 
@@ -213,26 +228,6 @@ def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
             **_abilities(request),
         },
     )
-
-
-@require_POST
-def plan_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
-    _require(request, CHANGE_PERM)
-    plan = _plan_or_404(pk)
-    try:
-        copy = services.plan_duplicate(plan=plan, user=request.user)
-    except ValidationError as exc:
-        # Typically the original's window is over: open a prefilled form to adjust the times.
-        messages.warning(
-            request,
-            f"Plan {plan.pk} could not be copied as it is: {' '.join(exc.messages)} "
-            f"Adjust the copy below and save it.",
-        )
-        return redirect(f"{reverse('plans:plan_create')}?copy={plan.pk}")
-    messages.success(
-        request, f"Plan {copy.pk} is a new draft copied from plan {plan.pk}. Check it and save."
-    )
-    return redirect("plans:plan_edit", pk=copy.pk)
 
 
 @require_POST

@@ -157,7 +157,6 @@ READ_PAGES = [
 ]
 CHANGE_PAGES = ["/plans/new/", "/plans/{pk}/edit/"]
 POST_ONLY = [
-    "/plans/{pk}/duplicate/",
     "/plans/{pk}/submit/",
     "/plans/{pk}/retry/",
     "/plans/submit-selected/",
@@ -222,7 +221,6 @@ def test_it_answers_405_to_a_get_on_an_action(dispatcher_client, plan, url):
         ("get", "/plans/{pk}/status/"),
         ("get", "/plans/{pk}/edit/"),
         ("get", "/plans/new/?copy={pk}"),
-        ("post", "/plans/{pk}/duplicate/"),
         ("post", "/plans/{pk}/submit/"),
         ("post", "/plans/{pk}/retry/"),
     ],
@@ -279,7 +277,7 @@ def test_it_shows_a_viewer_no_action_on_the_plan_page(client, viewer, dispatcher
         reject(plan, dispatcher, "expectedRange: too far.")
     expected = {
         f'href="/plans/{plan.pk}/edit/"': True,
-        f'action="/plans/{plan.pk}/duplicate/"': True,
+        f'href="/plans/new/?copy={plan.pk}"': True,
         f'action="/plans/{plan.pk}/submit/"': state == "draft",
         f'action="/plans/{plan.pk}/retry/"': state == "rejected",
         "Submit to MINT": state == "draft",
@@ -862,32 +860,49 @@ def test_it_keeps_the_plan_unchanged_on_an_invalid_edit(dispatcher_client, bruss
 # --- duplicate, submit, retry --------------------------------------------------------------------
 
 
-def test_it_duplicates_a_plan_as_a_new_draft(dispatcher_client, dispatcher, plan):
+def test_it_duplicates_a_plan_through_a_prefilled_form_that_saves_a_new_draft(
+    dispatcher_client, dispatcher, plan
+):
     accept(plan, dispatcher)
+    detail = dispatcher_client.get(f"/plans/{plan.pk}/").content.decode()
+    assert f'<a class="button" href="/plans/new/?copy={plan.pk}">Duplicate</a>' in detail
 
-    response = dispatcher_client.post(f"/plans/{plan.pk}/duplicate/")
+    form = dispatcher_client.get(f"/plans/new/?copy={plan.pk}")
+    assert Plan.objects.count() == 1  # opening the copy saves nothing
+    assert form.context["form"].initial["expected_range_km"] == plan.expected_range_km
+    initial = form.context["form"].initial
+    data = {
+        "location": str(initial["location"].pk),
+        "start_local": f"{initial['start_local']:%Y-%m-%dT%H:%M}",
+        "end_local": f"{initial['end_local']:%Y-%m-%dT%H:%M}",
+        "target_kind": initial["target_kind"],
+        "expected_range_km": str(initial["expected_range_km"]),
+        "average_consumption": str(initial["average_consumption"]),
+        "expected_charge_kwh": "",
+        "status_note": initial["status_note"],
+    }
+    response = dispatcher_client.post(f"/plans/new/?copy={plan.pk}", {**data, "action": "save"})
 
     copy = Plan.objects.exclude(pk=plan.pk).get()
-    assert response["Location"] == f"/plans/{copy.pk}/edit/"
+    assert response["Location"] == f"/plans/{copy.pk}/"
     assert copy.state == PlanState.DRAFT
     assert copy.transaction_id != plan.transaction_id
     assert (copy.location, copy.scheduled_start, copy.expected_range_km) == (
         plan.location,
-        plan.scheduled_start,
+        plan.scheduled_start.replace(second=0),  # the form is to the minute
         plan.expected_range_km,
     )
+    assert copy.events.get().reason == f"Copied from plan {plan.pk}."
 
 
-def test_it_opens_a_prefilled_form_when_the_copy_would_be_over(dispatcher_client, dispatcher):
+def test_it_asks_for_new_times_when_the_copied_window_is_over(dispatcher_client, dispatcher):
     old = make_past_plan(user=dispatcher)
 
-    response = dispatcher_client.post(f"/plans/{old.pk}/duplicate/", follow=True)
+    page = dispatcher_client.get(f"/plans/new/?copy={old.pk}").content.decode()
 
-    assert response.redirect_chain == [(f"/plans/new/?copy={old.pk}", 302)]
     assert Plan.objects.count() == 1
-    page = response.content.decode()
-    assert f"Plan {old.pk} could not be copied as it is" in page
-    assert "This window has already ended" in page
+    assert f'A copy of <a href="/plans/{old.pk}/">plan {old.pk}</a>' in page
+    assert "Its window is over: choose new times." in page
 
 
 def test_it_submits_a_draft(dispatcher_client, dispatcher, plan):
@@ -1152,3 +1167,26 @@ def test_it_gives_admin_pages_the_portals_icon(client, admin_client):
             '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">',
             page.content.decode(),
         )
+
+
+@pytest.mark.parametrize(
+    ("settle_as", "points_to_retry"), [("accepted", False), ("rejected", True)]
+)
+def test_it_points_to_retry_only_where_the_plan_page_offers_it(
+    dispatcher_client, dispatcher, brussels, settle_as, points_to_retry
+):
+    dispatcher_client.post("/plans/new/", form_post(brussels))
+    plan = Plan.objects.get()
+    if settle_as == "accepted":
+        accept(plan, dispatcher)
+    else:
+        reject(plan, dispatcher, "No.")
+
+    response = dispatcher_client.post(
+        f"/plans/{plan.pk}/edit/", form_post(brussels, action="submit"), follow=True
+    )
+
+    page = response.content.decode()
+    assert f"Nothing changed, so plan {plan.pk} has nothing new to submit" in page
+    assert ("use Retry now" in page) is points_to_retry
+    assert ("Retry now</button>" in page) is points_to_retry

@@ -3,7 +3,7 @@
 Views, the admin, management commands and the worker call these functions and nothing else
 writes. Each function is keyword-only and atomic; history rows are only ever appended.
 
-- ``plan``: create, edit, duplicate, submit and retry plans; the history and state counters
+- ``plan``: create, edit, submit and retry plans; the history and state counters
 - ``delivery``: the outbox — claims, leases, what MINT answered, backoff, overdue messages
 - ``token``: MINT's access token in one row shared by every worker, and the client using it
 - ``monitoring``: worker heartbeats and MINT health checks
@@ -26,7 +26,6 @@ from plans.services.plan import (
     PlanActionError,
     default_status_text,
     plan_create,
-    plan_duplicate,
     plan_payload,
     plan_retry,
     plan_state_counts_rebuild,
@@ -49,7 +48,6 @@ __all__ = [
     "heartbeat_beat",
     "mint_client",
     "plan_create",
-    "plan_duplicate",
     "plan_payload",
     "plan_retry",
     "plan_state_counts_rebuild",

@@ -1,4 +1,4 @@
-"""Plan writes: create, edit, duplicate, submit and retry, each with its history row.
+"""Plan writes: create, edit, submit and retry, each with its history row.
 
 Every state change appends a ``PlanEvent`` and moves the per-state counters in the same
 transaction.
@@ -257,16 +257,6 @@ def plan_update(
         )
     )
     return plan
-
-
-@transaction.atomic
-def plan_duplicate(*, plan: Plan, user: AbstractBaseUser) -> Plan:
-    """A new draft with the same site, times and target (and a new transactionId)."""
-    return plan_create(
-        user=user,
-        reason=f"Copied from plan {plan.pk}.",
-        **{field: getattr(plan, field) for field in PLAN_FIELDS},
-    )
 
 
 def default_status_text(plan: Plan, user: AbstractBaseUser) -> str:
