@@ -110,6 +110,8 @@ def plan_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "plans": page.plans,
             "now_cursor": selectors.plan_cursor(at=timezone.now()),
+            # On an empty page reached by Earlier / Later: the way back, not "No plans yet".
+            "paged": bool(request.GET.get("after") or request.GET.get("before")),
             "draft_ids": [p.pk for p in page.plans if p.state == PlanState.DRAFT],
             **_abilities(request),
         },

@@ -570,6 +570,23 @@ def test_it_pages_plans_with_the_same_start_without_losing_any(
     assert listed_ids(first) + listed_ids(second) == sorted(p.pk for p in plans)
 
 
+def test_it_shows_the_way_back_from_a_page_past_the_last_plan(dispatcher_client, plan):
+    """"From now" then "Earlier plans" with nothing earlier: not "No plans yet", and not stuck."""
+    for url, direction in (
+        ("/plans/?after=99991231T235959.999999Z_1", "later"),
+        ("/plans/?state=draft&before=19700101T000000.000000Z_0", "earlier"),
+    ):
+        response = dispatcher_client.get(url)
+        page = response.content.decode()
+
+        assert listed_ids(response) == []
+        assert f"No {direction} plans" in page
+        assert "No plans yet" not in page
+        first = "?state=draft" if "state=draft" in url else "?"
+        assert f'href="{first}">Back to the first plans</a>' in page
+        assert dispatcher_client.get("/plans/" + first).context["plans"][0].pk == plan.pk
+
+
 def test_it_keeps_the_filters_when_paging(dispatcher_client, dispatcher, brussels):
     base = timezone.now() + timedelta(days=1)
     for n in range(51):
