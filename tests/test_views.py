@@ -571,7 +571,7 @@ def test_it_pages_plans_with_the_same_start_without_losing_any(
 
 
 def test_it_shows_the_way_back_from_a_page_past_the_last_plan(dispatcher_client, plan):
-    """"From now" then "Earlier plans" with nothing earlier: not "No plans yet", and not stuck."""
+    """ "From now" then "Earlier plans" with nothing earlier: not "No plans yet", and not stuck."""
     for url, direction in (
         ("/plans/?after=99991231T235959.999999Z_1", "later"),
         ("/plans/?state=draft&before=19700101T000000.000000Z_0", "earlier"),
@@ -1101,7 +1101,7 @@ def test_it_serves_the_live_part_of_a_plan_uncached(dispatcher_client, dispatche
     page = response.content.decode()
     assert response["Cache-Control"] == "no-store"
     assert 'id="plan-live" data-final="false"' in page
-    assert "Waiting for the delivery worker" in page
+    assert "Waiting: no delivery worker is running" in page  # none beats in this test
     assert "<html" not in page
     assert {"plan-status-bar", "plan-activity"} <= set(re.findall(r'id="(plan-[a-z-]+)"', page))
 
@@ -1207,3 +1207,28 @@ def test_it_points_to_retry_only_where_the_plan_page_offers_it(
     assert f"Nothing changed, so plan {plan.pk} has nothing new to submit" in page
     assert ("use Retry now" in page) is points_to_retry
     assert ("Retry now</button>" in page) is points_to_retry
+
+
+@pytest.mark.parametrize(
+    ("worker", "mint_up", "says"),
+    [
+        (True, True, "Waiting for the delivery worker — due"),
+        (True, False, "Held: MINT's health check says it is down"),
+        (False, True, "Waiting: no delivery worker is running"),
+    ],
+)
+def test_it_says_why_a_queued_plan_is_not_moving(
+    dispatcher_client, dispatcher, plan, worker, mint_up, says
+):
+    services.plan_submit(plan=plan, user=dispatcher)
+    if worker:
+        now = timezone.now()
+        services.heartbeat_beat(name="w1", hostname="vm", pid=1, started_at=now)
+    services.health_record(
+        result=HealthResult(up=mint_up, http_status=200 if mint_up else 503, latency_ms=5)
+    )
+
+    for url in (f"/plans/{plan.pk}/", f"/plans/{plan.pk}/status/"):
+        bar = text_of(element_by_id(dispatcher_client.get(url).content.decode(), "plan-status-bar"))
+
+        assert says in bar
