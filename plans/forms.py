@@ -14,7 +14,14 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils import timezone
 
 from plans import selectors
-from plans.models import Location, Plan, PlanState, TargetKind, plan_window_errors
+from plans.models import (
+    Location,
+    Plan,
+    PlanState,
+    TargetKind,
+    plan_window_errors,
+    validate_one_line_text,
+)
 from plans.selectors import PlanFilters
 from plans.timezones import LocalTimeError, local_to_utc, utc_to_local
 
@@ -133,6 +140,7 @@ class PlanForm(forms.Form):
         label="Note to MINT (status)",
         required=False,
         max_length=200,
+        validators=[validate_one_line_text],
         help_text="Optional, up to 200 characters. Empty: a tracing text such as "
         "“mintportal plan 42 rev 3 by alice” is sent.",
     )

@@ -5,10 +5,12 @@ Rows of ``PlanEvent``, ``DeliveryAttempt`` and ``HealthCheck`` are written only 
 """
 
 import hashlib
+import unicodedata
 import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -28,6 +30,25 @@ class PlanState(models.TextChoices):
 PENDING_STATES = (PlanState.QUEUED, PlanState.SENDING, PlanState.RETRYING)
 #: States after which nothing happens until a person acts.
 FINAL_STATES = (PlanState.DRAFT, PlanState.ACCEPTED, PlanState.REJECTED, PlanState.FAILED)
+
+#: Characters that reverse or isolate the direction of the text around them.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def validate_one_line_text(value: str) -> None:
+    """Refuse control characters (tab, newline, bell …) and text-direction overrides.
+
+    The note goes to MINT and back onto every plan page: an invisible character there makes
+    the text on screen differ from what was sent, or scrambles what follows it.
+    """
+    for char in value:
+        if unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS:
+            raise ValidationError(
+                f"Remove the invisible character U+{ord(char):04X}: the note must be plain "
+                f"text on one line.",
+                code="control_character",
+            )
+
 
 #: A vehicle's stay at a site lasts hours, a few days at most: a longer window is a slip of the
 #: keyboard (a wrong month, or a year typed as "26" and read as 0026), not a plan.
@@ -128,6 +149,7 @@ class Plan(models.Model):
     status_note = models.CharField(
         max_length=200,
         blank=True,
+        validators=[validate_one_line_text],
         help_text="Sent to MINT as “status”. Empty: a tracing text is sent.",
     )
     state = models.CharField(max_length=10, choices=PlanState.choices, default=PlanState.DRAFT)

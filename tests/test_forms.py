@@ -484,3 +484,25 @@ def test_it_shows_mints_messages_next_to_the_matching_fields(brussels):
         "plans/partials/_field.html", {"field": form["expected_charge_kwh"]}
     )
     assert "MINT rejected" not in charge_html
+
+
+@pytest.mark.parametrize(
+    ("note", "code"),
+    [("bus 12\u202e21 sub", "U+202E"), ("ring\u0007", "U+0007"), ("two\nlines", "U+000A")],
+    ids=["direction override", "bell", "newline"],
+)
+def test_it_refuses_invisible_characters_in_the_note_to_mint(brussels, note, code):
+    form = PlanForm(form_data(brussels, status_note=note))
+
+    assert not form.is_valid()
+    assert form.errors == {
+        "status_note": [
+            f"Remove the invisible character {code}: the note must be plain text on one line."
+        ]
+    }
+
+
+def test_it_accepts_a_note_in_any_language(brussels):
+    form = PlanForm(form_data(brussels, status_note="Bus 12 – Gare du Midi, quai ③ 🚌 日本"))
+
+    assert form.is_valid(), form.errors

@@ -226,6 +226,15 @@ def test_it_refuses_a_window_no_vehicle_stays_and_saves_nothing(
 
 
 @pytest.mark.django_db
+def test_it_refuses_a_note_with_a_direction_override_whatever_the_path(dispatcher):
+    with pytest.raises(ValidationError) as caught:
+        make_plan(user=dispatcher, status_note="bus \u202e12")
+
+    assert "U+202E" in caught.value.message_dict["status_note"][0]
+    assert not Plan.objects.exists()
+
+
+@pytest.mark.django_db
 def test_the_queue_summary_counts_waiting_and_due_messages(dispatcher):
     assert queue_summary() == QueueSummary(depth=0, oldest_at=None, due_now=0)
     plans = [make_plan(user=dispatcher) for _ in range(4)]
