@@ -328,16 +328,21 @@ def mint_message_field(message: str) -> str | None:
 
 
 class PlanFilterForm(forms.Form):
-    """The plan list's filters, read from the query string; bad values are simply ignored."""
+    """The plan list's filters, read from the query string. A value that cannot be read gets an
+    error beside its field, and the list then shows nothing (see ``views.plan_list``)."""
 
     site = forms.ModelChoiceField(
         label="Site",
         queryset=Location.objects.order_by("name"),
         required=False,
         empty_label="All sites",
+        error_messages={"invalid_choice": "There is no such site; choose one from the list."},
     )
     state = forms.ChoiceField(
-        label="State", choices=[("", "All states"), *PlanState.choices], required=False
+        label="State",
+        choices=[("", "All states"), *PlanState.choices],
+        required=False,
+        error_messages={"invalid_choice": "There is no such state; choose one from the list."},
     )
     delivery = forms.ChoiceField(
         label="Delivery",
@@ -348,6 +353,7 @@ class PlanFilterForm(forms.Form):
             ("failed", "Failed or rejected"),
         ],
         required=False,
+        error_messages={"invalid_choice": "Choose one of the listed delivery states."},
     )
     day = forms.DateField(
         label="Day (UTC)",
@@ -365,9 +371,8 @@ class PlanFilterForm(forms.Form):
     )
 
     def filters(self) -> PlanFilters:
-        """The valid filters; an invalid one is dropped (its error is shown by the form)."""
-        self.is_valid()
-        data = getattr(self, "cleaned_data", {})
+        """The filters of a valid form."""
+        data = self.cleaned_data
         site = data.get("site")
         return PlanFilters(
             location_id=site.pk if site else None,

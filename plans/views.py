@@ -96,12 +96,19 @@ def _operations() -> dict:
 def plan_list(request: HttpRequest) -> HttpResponse:
     _require(request, VIEW_PERM)
     filter_form = PlanFilterForm(request.GET)
-    page = selectors.plan_page(
-        filters=filter_form.filters(),
-        after=selectors.parse_plan_cursor(request.GET.get("after", "")),
-        before=selectors.parse_plan_cursor(request.GET.get("before", "")),
-        size=PLANS_PER_PAGE,
-    )
+    if filter_form.is_valid():
+        page = selectors.plan_page(
+            filters=filter_form.filters(),
+            after=selectors.parse_plan_cursor(request.GET.get("after", "")),
+            before=selectors.parse_plan_cursor(request.GET.get("before", "")),
+            size=PLANS_PER_PAGE,
+        )
+    else:
+        # A filter it cannot read shows nothing rather than every plan: a tired eye would take
+        # the whole list for the filtered one, and "Submit all drafts on this page" with it.
+        page = selectors.PlanPage(
+            plans=[], count=0, count_is_capped=False, earlier=None, later=None
+        )
     return render(
         request,
         "plans/plan_list.html",

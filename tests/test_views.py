@@ -524,13 +524,23 @@ def test_it_says_so_when_no_plan_matches(dispatcher_client, varied_plans):
     assert "No plans match these filters." in response.content.decode()
 
 
-def test_it_ignores_filters_it_cannot_read_and_says_so(dispatcher_client, varied_plans):
+def test_it_shows_no_plans_for_a_filter_it_cannot_read_and_says_which(
+    dispatcher_client, varied_plans
+):
     response = dispatcher_client.get("/plans/?state=lost&day=tuesday&site=99999")
 
-    assert len(listed_ids(response)) == 4
+    assert listed_ids(response) == []
     page = response.content.decode()
-    assert page.count("(ignored)") == 3
-    assert "Enter a valid date." in page
+    assert "No plans shown: a filter above cannot be read." in page
+    assert "Submit all" not in page
+    errors = {
+        name: text_of(element_by_id(page, f"id_{name}_error")) for name in ("state", "day", "site")
+    }
+    assert errors == {
+        "state": "Error: There is no such state; choose one from the list.",
+        "day": "Error: Enter a valid date.",
+        "site": "Error: There is no such site; choose one from the list.",
+    }
 
 
 def _link(page: str, rel: str) -> str:
