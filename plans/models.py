@@ -474,12 +474,14 @@ class MintStatus(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     uptime_24h = models.FloatField(
-        null=True, blank=True, help_text="Share of checks in the last 24 h that found MINT up."
+        null=True,
+        blank=True,
+        help_text="Share of the last 24 h, as far as checks tell, that MINT was up.",
     )
     hourly = models.JSONField(
         default=list,
         blank=True,
-        help_text="Last 24 hours, oldest first: [hour start (ISO), checks up, checks made].",
+        help_text="Last 24 hours, oldest first: [hour start (ISO), seconds up, seconds known].",
     )
 
     class Meta:

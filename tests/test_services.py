@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from plans import services
-from plans.mint.outcomes import Accepted, Unavailable
-from plans.models import Plan, PlanEvent, PlanState, Submission
+from plans.mint.outcomes import Accepted, HealthResult, Unavailable
+from plans.models import MintStatus, Plan, PlanEvent, PlanState, Submission
 from plans.selectors import QueueSummary, queue_summary
 from plans.timezones import LocalTimeError, local_to_utc
 from tests.factories import make_location, make_plan
@@ -266,3 +266,44 @@ def test_the_queue_summary_counts_waiting_and_due_messages(dispatcher):
     # One accepted (gone from the queue), one retrying later, two queued and due now.
     assert (summary.depth, summary.due_now) == (3, 2)
     assert summary.oldest_at == Submission.objects.get(pk=second.pk).created_at
+
+
+@pytest.mark.django_db
+def test_uptime_weighs_each_check_by_the_time_it_speaks_for(settings):
+    """Checks every 30 s while up and every 5 s while down: 90 s of outage in 30 minutes is
+    5% down, not the 23% that counting checks would say."""
+    settings.MINT_HEALTH_INTERVAL = 30
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    up = HealthResult(up=True, http_status=200, latency_ms=5)
+    down = HealthResult(up=False, http_status=503, latency_ms=5)
+    at = start
+    for _ in range(30):  # 15 min up
+        services.health_record(result=up, at=at)
+        at += timedelta(seconds=30)
+    for _ in range(18):  # 90 s down
+        services.health_record(result=down, at=at)
+        at += timedelta(seconds=5)
+    for _ in range(30):  # 15 min up, the last check speaks for one interval
+        services.health_record(result=up, at=at)
+        at += timedelta(seconds=30)
+
+    status = MintStatus.objects.get()
+
+    assert status.uptime_24h == pytest.approx(1 - 90 / (30 * 60 + 90), abs=1e-6)
+    hours = {start_iso: (up_s, known_s) for start_iso, up_s, known_s in status.hourly}
+    assert hours[start.isoformat()] == (30 * 60, 30 * 60 + 90)
+
+
+@pytest.mark.django_db
+def test_uptime_counts_unchecked_time_as_unknown(settings):
+    settings.MINT_HEALTH_INTERVAL = 30
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    services.health_record(result=HealthResult(up=True, http_status=200, latency_ms=5), at=start)
+    # No worker for an hour, then MINT found down.
+    later = start + timedelta(hours=1)
+    services.health_record(result=HealthResult(up=False, http_status=503, latency_ms=5), at=later)
+
+    status = MintStatus.objects.get()
+
+    # 60 s (two intervals) known up, then 30 s known down; the hour between is unknown.
+    assert status.uptime_24h == pytest.approx(60 / 90)

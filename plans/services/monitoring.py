@@ -1,10 +1,9 @@
 """What the workers record about themselves and about MINT: heartbeats and health checks."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
-from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from plans.mint.outcomes import HealthResult
@@ -27,33 +26,52 @@ def heartbeat_beat(
     )
 
 
+def _uptime_by_hour(*, since: datetime) -> list[list]:
+    """Per hour since ``since``: [hour start (ISO), seconds MINT was up, seconds known].
+
+    Each check speaks for the time until the next one (from any worker), at most two check
+    intervals: workers check every few seconds while MINT is down and every 30 s while it is
+    up, so counting checks would make a 90-second outage look like hours. The latest check
+    speaks for one interval. Time no check speaks for is unknown, neither up nor down.
+    """
+    interval = timedelta(seconds=settings.MINT_HEALTH_INTERVAL)
+    checks = list(
+        HealthCheck.objects.filter(checked_at__gte=since)
+        .order_by("checked_at", "id")
+        .values_list("checked_at", "result")
+    )
+    hour = timedelta(hours=1)
+    up, known = [0.0] * 24, [0.0] * 24
+    following = [at for at, _ in checks[1:]] + [None]
+    for (at, result), next_at in zip(checks, following, strict=True):
+        end = at + (min(next_at - at, 2 * interval) if next_at else interval)
+        while at < end:
+            index = int((at - since) / hour)
+            if index >= 24:
+                break
+            piece = min(end, since + (index + 1) * hour) - at
+            known[index] += piece.total_seconds()
+            if result == HealthCheck.Result.UP:
+                up[index] += piece.total_seconds()
+            at += piece
+    return [[(since + n * hour).isoformat(), round(up[n]), round(known[n])] for n in range(24)]
+
+
 @transaction.atomic
-def health_record(*, result: HealthResult) -> HealthCheck:
-    """Append one ``/health/`` result and refresh the status row the pages read."""
+def health_record(*, result: HealthResult, at: datetime | None = None) -> HealthCheck:
+    """Append one ``/health/`` result and refresh the status row the pages read (``at``: when
+    the check was made, now by default)."""
     verdict = result.result
     check = HealthCheck.objects.create(
-        checked_at=timezone.now(),
+        checked_at=at or timezone.now(),
         result=verdict,
         http_status=result.http_status,
         latency_ms=result.latency_ms,
         error=result.error,
     )
-    hour = check.checked_at.replace(minute=0, second=0, microsecond=0)
-    since = hour - timedelta(hours=23)
-    rows = (
-        HealthCheck.objects.filter(checked_at__gte=since)
-        .annotate(hour=TruncHour("checked_at", tzinfo=UTC))
-        .order_by()
-        .values("hour")
-        .annotate(made=Count("id"), up=Count("id", filter=Q(result=HealthCheck.Result.UP)))
-    )
-    by_hour = {row["hour"]: (row["up"], row["made"]) for row in rows}
-    hourly = []
-    for n in range(24):
-        start = since + timedelta(hours=n)
-        up, made = by_hour.get(start, (0, 0))
-        hourly.append([start.isoformat(), up, made])
-    made_total = sum(h[2] for h in hourly)
+    since = check.checked_at.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    hourly = _uptime_by_hour(since=since)
+    known_total = sum(h[2] for h in hourly)
     MintStatus.objects.update_or_create(
         pk=1,
         defaults={
@@ -62,7 +80,7 @@ def health_record(*, result: HealthResult) -> HealthCheck:
             "http_status": result.http_status,
             "latency_ms": result.latency_ms,
             "error": result.error,
-            "uptime_24h": sum(h[1] for h in hourly) / made_total if made_total else None,
+            "uptime_24h": sum(h[1] for h in hourly) / known_total if known_total else None,
             "hourly": hourly,
         },
     )

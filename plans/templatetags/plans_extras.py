@@ -7,6 +7,7 @@ Django's ``date`` filter would convert back to the project zone, so these format
 
 import html
 import json
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -204,18 +205,26 @@ def ago(value: datetime | None) -> str:
     return f"{seconds // 86400} days ago"
 
 
+@register.filter
+def percent_floor(share: float | None) -> str:
+    """``99.7%`` as ``99%``: rounded down, so a day with an outage never reads 100%."""
+    if share is None:
+        return ""
+    return f"{math.floor(share * 100) if share < 1 else 100}%"
+
+
 @register.simple_tag
 def health_sparkline(hourly: list) -> str:
-    """24 bars, one per hour, oldest left: height and colour say how often MINT was up.
+    """24 bars, one per hour, oldest left: height and colour say how much of it MINT was up.
 
     Server-rendered SVG (no script, no inline style), with a text alternative for screen readers.
     """
     width, height, gap = 3, 16, 1
     bars = []
     described = 0
-    for start, up, made in hourly or []:
+    for start, up, known in hourly or []:
         x = len(bars) * (width + gap)
-        if not made:
+        if not known:
             bars.append(
                 format_html(
                     '<rect x="{}" y="{}" width="{}" height="2" class="spark-none"></rect>',
@@ -226,21 +235,20 @@ def health_sparkline(hourly: list) -> str:
             )
             continue
         described += 1
-        share = up / made
+        share = up / known
         bar = max(2, round(share * height))
         css = "spark-up" if share >= 0.99 else ("spark-partial" if share > 0 else "spark-down")
         bars.append(
             format_html(
                 '<rect x="{}" y="{}" width="{}" height="{}" class="{}">'
-                "<title>{}: up {} of {} checks</title></rect>",
+                "<title>{}: up {} of the time checked</title></rect>",
                 x,
                 height - bar,
                 width,
                 bar,
                 css,
                 start[11:16] + " UTC",
-                up,
-                made,
+                percent_floor(share),
             )
         )
     total_width = max(1, len(bars) * (width + gap) - gap)
