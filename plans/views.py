@@ -218,6 +218,12 @@ def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
             plan = _save_and_maybe_submit(request, form, plan)
         except ValidationError as exc:
             form.add_service_errors(exc)
+            if getattr(exc, "code", None) == "edit_conflict":
+                # The form keeps what was typed; saving it again is now a choice made knowing
+                # of the other edit, so it is checked against the plan as it is now.
+                plan = _plan_or_404(pk)
+                form.data = form.data.copy()
+                form.data[form.add_prefix("seen")] = plan.content_fingerprint
         except services.PlanActionError as exc:
             messages.error(request, str(exc))
             return redirect("plans:plan_detail", pk=plan.pk)

@@ -1181,9 +1181,18 @@ def test_it_does_not_overwrite_an_edit_made_while_the_form_was_open(
 
     plan.refresh_from_db()
     assert plan.expected_range_km == 300
-    assert "second-dispatcher changed this plan while you were editing it" in (
-        response.content.decode()
+    page = response.content.decode()
+    assert "second-dispatcher changed this plan while you were editing it" in page
+    assert 'name="expected_range_km" value="100"' in page  # what was typed is not lost
+
+    # Saving the same form again, knowing of the other edit, replaces it.
+    seen_now = re.search(r'name="seen" value="([^"]+)"', page).group(1)
+    assert seen_now == plan.content_fingerprint
+    client.post(
+        f"/plans/{plan.pk}/edit/", form_post(brussels, expected_range_km="100", seen=seen_now)
     )
+    plan.refresh_from_db()
+    assert plan.expected_range_km == 100
 
 
 def test_it_gives_admin_pages_the_portals_icon(client, admin_client):

@@ -219,7 +219,9 @@ def plan_update(
     if seen_fingerprint and seen_fingerprint != plan.content_fingerprint:
         raise ValidationError(
             f"{plan.updated_by.get_username()} changed this plan while you were editing it, "
-            f"so your changes were not saved. Open the plan again to see theirs."
+            f"so your changes were not saved. They are still in the form: compare them with "
+            f"the plan page, then save again to replace the other edit with yours.",
+            code="edit_conflict",
         )
     changes = _normalise_target(dict(changes))
     if all(getattr(plan, field) == value for field, value in changes.items()):
