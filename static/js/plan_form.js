@@ -194,6 +194,13 @@
       hint.textContent = "Choose a site to see this time in UTC.";
       return;
     }
+    // The server's rule too: a two-digit year typed as "26" arrives here as 0026.
+    if (Math.abs(+match[1] - new Date().getFullYear()) > 1) {
+      hint.classList.add("utc-hint-problem");
+      hint.textContent =
+        "Check the year: plans are for this year or next, not " + match[1] + ".";
+      return;
+    }
     var wallMs = Date.UTC(+match[1], +match[2] - 1, +match[3], +match[4], +match[5]);
     var instants;
     try {

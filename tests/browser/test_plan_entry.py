@@ -85,6 +85,10 @@ def test_it_lets_a_dispatcher_enter_plans_on_each_sites_clock(
     expect(page.locator("#id_start_local_utc")).to_have_text(
         "This time does not exist in Europe/Brussels: the clocks jump forward then."
     )
+    page.get_by_label("Start (site time)").fill(f"0026-{day:%m-%d}T10:00")
+    expect(page.locator("#id_start_local_utc")).to_have_text(
+        "Check the year: plans are for this year or next, not 0026."
+    )
     fill_times(page, day, "10:00", "14:00")
     expect(page.locator("#id_start_local_utc")).to_have_text(
         utc_hint(day, "10:00", "Europe/Brussels")
