@@ -11,8 +11,8 @@ def portal(request: HttpRequest) -> dict:
     context = {"mint_environment": settings.MINT_ENVIRONMENT}
     if getattr(request, "user", None) and request.user.is_authenticated:
         context.update(
-            # Lazy: the partials that the plan page polls for never read it, and then the two
-            # queries behind it are not made.
+            # Lazy: the two queries behind it run only when a template reads it (every full
+            # page's header; of the polled partials, only a pending plan's status bar).
             portal_status=SimpleLazyObject(selectors.portal_status),
             health_refresh_ms=int(settings.HEALTH_WIDGET_REFRESH * 1000),
         )

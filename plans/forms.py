@@ -6,7 +6,7 @@ the service, not the form, writes the plan.
 """
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from django import forms
@@ -260,9 +260,7 @@ class PlanForm(forms.Form):
                 continue
             if abs(wall.year - timezone.now().year) > 1:
                 # Said here, on the field typed: a two-digit year (26 → 0026) is the usual slip.
-                self.add_error(
-                    name, f"Check the year: plans are for this year or next, not {wall.year:04d}."
-                )
+                self.add_error(name, f"Check the year: {wall.year:04d} is too far from today.")
                 continue
             try:
                 instants[out] = local_to_utc(wall, location.time_zone)
@@ -273,7 +271,9 @@ class PlanForm(forms.Form):
             if end <= start:
                 self.add_error("end_local", "The end must be after the start.")
             else:
-                problems = plan_window_errors(start, end, now=timezone.now())
+                problems = plan_window_errors(
+                    start, end, zone=location.time_zone, now=timezone.now()
+                )
                 for field, message in problems.items():
                     self.add_error(SERVICE_FIELD_TO_FORM_FIELD[field], message)
         if "start_local" in self.cleaned_data and start:
@@ -327,6 +327,10 @@ def mint_message_field(message: str) -> str | None:
     return mentioned.pop() if len(mentioned) == 1 else None
 
 
+#: Days the list can filter on: the calendar's last day has no next day to end the range with.
+FILTER_DAYS = (date(1970, 1, 1), date(9998, 12, 31))
+
+
 class PlanFilterForm(forms.Form):
     """The plan list's filters, read from the query string. A value that cannot be read gets an
     error beside its field, and the list then shows nothing (see ``views.plan_list``)."""
@@ -369,6 +373,14 @@ class PlanFilterForm(forms.Form):
             attrs={"type": "search", "placeholder": "Site, MINT ID, note, plan no., transactionId"}
         ),
     )
+
+    def clean_day(self) -> date | None:
+        day = self.cleaned_data.get("day")
+        if day and not FILTER_DAYS[0] <= day <= FILTER_DAYS[1]:
+            raise forms.ValidationError(
+                f"Choose a day between {FILTER_DAYS[0]:%Y-%m-%d} and {FILTER_DAYS[1]:%Y-%m-%d}."
+            )
+        return day
 
     def filters(self) -> PlanFilters:
         """The filters of a valid form."""

@@ -8,6 +8,7 @@ import hashlib
 import unicodedata
 import uuid
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -50,6 +51,10 @@ def validate_one_line_text(value: str) -> None:
             )
 
 
+def _wall(instant: datetime, zone: str) -> datetime:
+    return instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+
+
 #: A vehicle's stay at a site lasts hours, a few days at most: a longer window is a slip of the
 #: keyboard (a wrong month, or a year typed as "26" and read as 0026), not a plan.
 PLAN_MAX_WINDOW = timedelta(days=7)
@@ -57,8 +62,11 @@ PLAN_MAX_WINDOW = timedelta(days=7)
 PLAN_MAX_AHEAD = timedelta(days=366)
 
 
-def plan_window_errors(start: datetime, end: datetime, *, now: datetime) -> dict[str, str]:
-    """What is wrong with a window that ends after it starts, by field.
+def plan_window_errors(
+    start: datetime, end: datetime, *, zone: str, now: datetime
+) -> dict[str, str]:
+    """What is wrong with a window that ends after it starts, by field. Its length is read on
+    the site's clock (``zone``), so a week across a clock change is still a week.
 
     One definition for the form, which says it beside the typed times, and the service, which
     holds every other way into the database to the same rules. (End after start is also a
@@ -67,7 +75,7 @@ def plan_window_errors(start: datetime, end: datetime, *, now: datetime) -> dict
     errors = {}
     if end <= now:
         errors["scheduled_end"] = "This window has already ended; a plan must end in the future."
-    elif end - start > PLAN_MAX_WINDOW:
+    elif _wall(end, zone) - _wall(start, zone) > PLAN_MAX_WINDOW:
         errors["scheduled_end"] = "A plan covers at most 7 days; check the dates and the year."
     if start > now + PLAN_MAX_AHEAD:
         errors["scheduled_start"] = "A plan can start at most a year ahead; check the year."

@@ -233,6 +233,12 @@ class PortalStatus:
     mint_state: str  # "up", "down" or "unknown"
     worker_alive: bool
 
+    @property
+    def mint_holds_delivery(self) -> bool:
+        """Whether the workers are waiting for MINT: its last health check answered 503 or
+        nothing (``HealthResult.says_down``); any other "down" answer does not stop them."""
+        return self.mint_state == "down" and self.mint.http_status in (None, 503)
+
 
 def portal_status() -> PortalStatus:
     """Two queries: the status row the workers keep, and the recently seen workers.

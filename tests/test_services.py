@@ -307,3 +307,36 @@ def test_uptime_counts_unchecked_time_as_unknown(settings):
 
     # 60 s (two intervals) known up, then 30 s known down; the hour between is unknown.
     assert status.uptime_24h == pytest.approx(60 / 90)
+
+
+@pytest.mark.django_db
+def test_uptime_splits_a_check_across_the_hours_it_speaks_for(settings):
+    settings.MINT_HEALTH_INTERVAL = 30
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    up = HealthResult(up=True, http_status=200, latency_ms=5)
+    down = HealthResult(up=False, http_status=503, latency_ms=5)
+    services.health_record(result=down, at=hour - timedelta(seconds=10))
+    services.health_record(result=up, at=hour + timedelta(seconds=20))
+
+    hours = {start: (up_s, known_s) for start, up_s, known_s in MintStatus.objects.get().hourly}
+
+    # 10 s down before the hour, 20 s down after it, then the up check's 30 s.
+    assert hours[(hour - timedelta(hours=1)).isoformat()] == (0, 10)
+    assert hours[hour.isoformat()] == (30, 50)
+
+
+@pytest.mark.django_db
+def test_uptime_lets_the_check_before_the_day_speak_for_its_first_seconds(settings):
+    settings.MINT_HEALTH_INTERVAL = 30
+    latest = timezone.now().replace(minute=0, second=5, microsecond=0) - timedelta(hours=1)
+    since = latest.replace(second=0) - timedelta(hours=23)
+    up = HealthResult(up=True, http_status=200, latency_ms=5)
+    down = HealthResult(up=False, http_status=503, latency_ms=5)
+    services.health_record(result=up, at=since - timedelta(seconds=10))
+    services.health_record(result=down, at=since + timedelta(seconds=50))
+    services.health_record(result=up, at=latest)
+
+    first_hour = MintStatus.objects.get().hourly[0]
+
+    # The up check from before the day speaks until the down check; that one for 60 s.
+    assert first_hour == [since.isoformat(), 50, 110]

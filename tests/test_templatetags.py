@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from plans.templatetags.plans_extras import duration_words, window_local
+from plans.templatetags.plans_extras import duration_words, percent_floor, window_local
 
 THIS_YEAR = timezone.now().year
 
@@ -48,3 +48,11 @@ def test_it_shows_the_year_only_when_the_window_is_not_all_in_this_one(start, en
 )
 def test_it_says_a_span_in_words(span, words):
     assert duration_words(span) == words
+
+
+@pytest.mark.parametrize(
+    ("share", "text"),
+    [(0.29, "29%"), (1044 / 3600, "29%"), (0.57, "57%"), (0.999, "99%"), (1.0, "100%"), (0, "0%")],
+)
+def test_it_rounds_an_uptime_down_but_not_below_what_it_is(share, text):
+    assert percent_floor(share) == text

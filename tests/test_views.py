@@ -524,6 +524,15 @@ def test_it_says_so_when_no_plan_matches(dispatcher_client, varied_plans):
     assert "No plans match these filters." in response.content.decode()
 
 
+def test_it_refuses_a_day_at_the_end_of_the_calendar_instead_of_failing(dispatcher_client, plan):
+    response = dispatcher_client.get("/plans/?day=9999-12-31")
+
+    assert response.status_code == 200
+    assert listed_ids(response) == []
+    error = text_of(element_by_id(response.content.decode(), "id_day_error"))
+    assert error == "Error: Choose a day between 1970-01-01 and 9998-12-31."
+
+
 def test_it_shows_no_plans_for_a_filter_it_cannot_read_and_says_which(
     dispatcher_client, varied_plans
 ):
@@ -594,6 +603,11 @@ def test_it_shows_the_way_back_from_a_page_past_the_last_plan(dispatcher_client,
         assert "No plans yet" not in page
         first = "?state=draft" if "state=draft" in url else "?"
         assert f'href="{first}">Back to the first plans</a>' in page
+        cursor = url.split("=")[-1]
+        if direction == "later":  # the plans just before the cursor, not the same empty page
+            assert f'href="?before={cursor}">‹ Earlier plans</a>' in page
+        else:
+            assert f'href="?state=draft&amp;after={cursor}">Later plans ›</a>' in page
         assert dispatcher_client.get("/plans/" + first).context["plans"][0].pk == plan.pk
 
 
@@ -1229,22 +1243,25 @@ def test_it_points_to_retry_only_where_the_plan_page_offers_it(
 
 
 @pytest.mark.parametrize(
-    ("worker", "mint_up", "says"),
+    ("worker", "health_status", "says"),
     [
-        (True, True, "Waiting for the delivery worker — due"),
-        (True, False, "Held: MINT's health check says it is down"),
-        (False, True, "Waiting: no delivery worker is running"),
+        (True, 200, "Waiting for the delivery worker — due"),
+        (True, 503, "Held: MINT's health check says it is down"),
+        (True, None, "Held: MINT's health check says it is down"),
+        # A 404 from /health/ does not stop the workers (HealthResult.says_down): not held.
+        (True, 404, "Waiting for the delivery worker — due"),
+        (False, 200, "Waiting: no delivery worker is running"),
     ],
 )
 def test_it_says_why_a_queued_plan_is_not_moving(
-    dispatcher_client, dispatcher, plan, worker, mint_up, says
+    dispatcher_client, dispatcher, plan, worker, health_status, says
 ):
     services.plan_submit(plan=plan, user=dispatcher)
     if worker:
         now = timezone.now()
         services.heartbeat_beat(name="w1", hostname="vm", pid=1, started_at=now)
     services.health_record(
-        result=HealthResult(up=mint_up, http_status=200 if mint_up else 503, latency_ms=5)
+        result=HealthResult(up=health_status == 200, http_status=health_status, latency_ms=5)
     )
 
     for url in (f"/plans/{plan.pk}/", f"/plans/{plan.pk}/status/"):

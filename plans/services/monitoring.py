@@ -40,11 +40,21 @@ def _uptime_by_hour(*, since: datetime) -> list[list]:
         .order_by("checked_at", "id")
         .values_list("checked_at", "result")
     )
+    # The check just before the day also speaks for its first seconds.
+    earlier = (
+        HealthCheck.objects.filter(checked_at__lt=since)
+        .order_by("-checked_at", "-id")
+        .values_list("checked_at", "result")
+        .first()
+    )
+    if earlier:
+        checks.insert(0, earlier)
     hour = timedelta(hours=1)
     up, known = [0.0] * 24, [0.0] * 24
     following = [at for at, _ in checks[1:]] + [None]
     for (at, result), next_at in zip(checks, following, strict=True):
         end = at + (min(next_at - at, 2 * interval) if next_at else interval)
+        at = max(at, since)
         while at < end:
             index = int((at - since) / hour)
             if index >= 24:

@@ -134,7 +134,10 @@ def _validate_plan(plan: Plan, *, now: datetime | None = None) -> None:
         )
     start, end = plan.scheduled_start, plan.scheduled_end
     if start and end and end > start:
-        for field, message in plan_window_errors(start, end, now=now or timezone.now()).items():
+        problems = plan_window_errors(
+            start, end, zone=plan.location.time_zone, now=now or timezone.now()
+        )
+        for field, message in problems.items():
             errors.setdefault(field, []).append(message)
     try:
         plan.full_clean(exclude=["created_by", "updated_by"])

@@ -210,7 +210,8 @@ def percent_floor(share: float | None) -> str:
     """``99.7%`` as ``99%``: rounded down, so a day with an outage never reads 100%."""
     if share is None:
         return ""
-    return f"{math.floor(share * 100) if share < 1 else 100}%"
+    # The epsilon: 0.29 * 100 is 28.999… in floating point.
+    return f"{math.floor(share * 100 + 1e-9) if share < 1 else 100}%"
 
 
 @register.simple_tag

@@ -198,7 +198,7 @@
     if (Math.abs(+match[1] - new Date().getFullYear()) > 1) {
       hint.classList.add("utc-hint-problem");
       hint.textContent =
-        "Check the year: plans are for this year or next, not " + match[1] + ".";
+        "Check the year: " + match[1] + " is too far from today.";
       return;
     }
     var wallMs = Date.UTC(+match[1], +match[2] - 1, +match[3], +match[4], +match[5]);
