@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from plans import services
 from plans.mint.outcomes import Accepted, HealthResult, Unavailable
-from plans.models import MintStatus, Plan, PlanEvent, PlanState, Submission
+from plans.models import HealthCheck, MintStatus, Plan, PlanEvent, PlanState, Submission
 from plans.selectors import QueueSummary, queue_summary
 from plans.timezones import LocalTimeError, local_to_utc
 from tests.factories import make_location, make_plan
@@ -340,3 +340,18 @@ def test_uptime_lets_the_check_before_the_day_speak_for_its_first_seconds(settin
 
     # The up check from before the day speaks until the down check; that one for 60 s.
     assert first_hour == [since.isoformat(), 50, 110]
+
+
+@pytest.mark.django_db
+def test_a_check_recorded_late_does_not_replace_a_later_one_on_the_pages():
+    now = timezone.now()
+    services.health_record(result=HealthResult(up=True, http_status=200, latency_ms=5), at=now)
+    # Another worker's check from a moment earlier, written after it.
+    services.health_record(
+        result=HealthResult(up=False, http_status=503, latency_ms=5),
+        at=now - timedelta(seconds=2),
+    )
+
+    status = MintStatus.objects.get()
+    assert (status.checked_at, status.result) == (now, "up")
+    assert HealthCheck.objects.count() == 2

@@ -26,8 +26,9 @@ def heartbeat_beat(
     )
 
 
-def _uptime_by_hour(*, since: datetime) -> list[list]:
-    """Per hour since ``since``: [hour start (ISO), seconds MINT was up, seconds known].
+def _uptime_by_hour(*, since: datetime, latest: tuple[datetime, str]) -> list[list]:
+    """Per hour since ``since``: [hour start (ISO), seconds MINT was up, seconds known], from
+    the recorded checks and the ``latest`` one (its time and result), about to be recorded.
 
     Each check speaks for the time until the next one (from any worker), at most two check
     intervals: workers check every few seconds while MINT is down and every 30 s while it is
@@ -49,6 +50,8 @@ def _uptime_by_hour(*, since: datetime) -> list[list]:
     )
     if earlier:
         checks.insert(0, earlier)
+    checks.append(latest)
+    checks.sort(key=lambda check: check[0])
     hour = timedelta(hours=1)
     up, known = [0.0] * 24, [0.0] * 24
     following = [at for at, _ in checks[1:]] + [None]
@@ -67,31 +70,36 @@ def _uptime_by_hour(*, since: datetime) -> list[list]:
     return [[(since + n * hour).isoformat(), round(up[n]), round(known[n])] for n in range(24)]
 
 
-@transaction.atomic
 def health_record(*, result: HealthResult, at: datetime | None = None) -> HealthCheck:
     """Append one ``/health/`` result and refresh the status row the pages read (``at``: when
-    the check was made, now by default)."""
+    the check was made, now by default).
+
+    The day's uptime is worked out before the write transaction: reading a day of checks
+    takes tens of milliseconds, and on SQLite a write transaction holds every writer off,
+    dispatchers' saves included.
+    """
     verdict = result.result
-    check = HealthCheck.objects.create(
-        checked_at=at or timezone.now(),
-        result=verdict,
-        http_status=result.http_status,
-        latency_ms=result.latency_ms,
-        error=result.error,
-    )
-    since = check.checked_at.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
-    hourly = _uptime_by_hour(since=since)
+    checked_at = at or timezone.now()
+    since = checked_at.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    hourly = _uptime_by_hour(since=since, latest=(checked_at, verdict))
     known_total = sum(h[2] for h in hourly)
-    MintStatus.objects.update_or_create(
-        pk=1,
-        defaults={
-            "checked_at": check.checked_at,
-            "result": verdict,
-            "http_status": result.http_status,
-            "latency_ms": result.latency_ms,
-            "error": result.error,
-            "uptime_24h": sum(h[1] for h in hourly) / known_total if known_total else None,
-            "hourly": hourly,
-        },
-    )
+    with transaction.atomic():
+        check = HealthCheck.objects.create(
+            checked_at=checked_at,
+            result=verdict,
+            http_status=result.http_status,
+            latency_ms=result.latency_ms,
+            error=result.error,
+        )
+        status, _ = MintStatus.objects.select_for_update().get_or_create(pk=1)
+        if status.checked_at and status.checked_at > checked_at:
+            return check  # another worker's later check is already shown
+        status.checked_at = checked_at
+        status.result = verdict
+        status.http_status = result.http_status
+        status.latency_ms = result.latency_ms
+        status.error = result.error
+        status.uptime_24h = sum(h[1] for h in hourly) / known_total if known_total else None
+        status.hourly = hourly
+        status.save()
     return check
