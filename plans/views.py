@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from plans import selectors, services
 from plans.forms import PlanFilterForm, PlanForm
-from plans.models import Plan, PlanState
+from plans.models import PENDING_STATES, Plan, PlanState
 
 VIEW_PERM = "plans.view_plan"
 CHANGE_PERM = "plans.change_plan"
@@ -120,6 +120,7 @@ def plan_list(request: HttpRequest) -> HttpResponse:
             # On an empty page reached by Earlier / Later: the way back, not "No plans yet".
             "paged": bool(request.GET.get("after") or request.GET.get("before")),
             "draft_ids": [p.pk for p in page.plans if p.state == PlanState.DRAFT],
+            "has_pending": any(p.state in PENDING_STATES for p in page.plans),
             **_abilities(request),
         },
     )

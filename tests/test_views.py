@@ -1268,3 +1268,12 @@ def test_it_says_why_a_queued_plan_is_not_moving(
         bar = text_of(element_by_id(dispatcher_client.get(url).content.decode(), "plan-status-bar"))
 
         assert says in bar
+
+
+def test_it_marks_the_list_live_only_while_a_row_is_on_its_way(dispatcher_client, dispatcher, plan):
+    idle = dispatcher_client.get("/plans/").content.decode()
+    services.plan_submit(plan=plan, user=dispatcher)
+    pending = dispatcher_client.get("/plans/").content.decode()
+
+    assert '<div id="plan-results" data-live="false">' in idle
+    assert '<div id="plan-results" data-live="true">' in pending

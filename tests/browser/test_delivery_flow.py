@@ -84,8 +84,8 @@ def start_worker(mint_sandbox) -> Iterator[Callable[[], subprocess.Popen]]:
         assert process.returncode == 0, process.stderr.read().decode()
 
 
-def create_and_submit(page, live_server, *, range_km: str) -> int:
-    """Fill the form for a Berlin range plan tomorrow and press "Save and submit"."""
+def fill_plan_form(page, live_server, *, range_km: str) -> None:
+    """The form for a Berlin range plan tomorrow, filled in."""
     day = (timezone.now() + timedelta(days=1)).date().isoformat()
     page.goto(f"{live_server.url}/plans/new/")
     page.get_by_label("Site", exact=True).select_option(label=BERLIN)
@@ -93,7 +93,20 @@ def create_and_submit(page, live_server, *, range_km: str) -> int:
     page.get_by_label("End (site time)").fill(f"{day}T12:00")
     page.get_by_role("radio", name="Range").check()
     page.get_by_label("Expected range (km)").fill(range_km)
+
+
+def create_and_submit(page, live_server, *, range_km: str) -> int:
+    """Fill the form for a Berlin range plan tomorrow and press "Save and submit"."""
+    fill_plan_form(page, live_server, range_km=range_km)
     page.get_by_role("button", name="Save and submit").click()
+    page.wait_for_url(f"{live_server.url}/plans/*/")
+    return int(page.url.rstrip("/").rsplit("/", 1)[1])
+
+
+def create_draft(page, live_server, *, range_km: str) -> int:
+    """Fill the form for a Berlin range plan tomorrow and press "Save draft"."""
+    fill_plan_form(page, live_server, range_km=range_km)
+    page.get_by_role("button", name="Save draft").click()
     page.wait_for_url(f"{live_server.url}/plans/*/")
     return int(page.url.rstrip("/").rsplit("/", 1)[1])
 
@@ -145,4 +158,33 @@ def test_it_turns_the_plan_page_to_accepted_then_shows_a_rejection_live(
         f"MINT rejected: {message}"
     )
     expect(page.get_by_label("Expected range (km)")).to_have_value("9999")
+    assert console_errors == []
+
+
+def test_it_turns_the_list_rows_to_accepted_after_submit_selected(
+    page, live_server, artifacts, mint_sandbox, start_worker, console_errors
+):
+    login(page, live_server, *DISPATCHER)
+    first = create_draft(page, live_server, range_km="120")
+    second = create_draft(page, live_server, range_km="130")
+
+    page.goto(f"{live_server.url}/plans/?site={Plan.objects.get(pk=first).location_id}")
+    page.get_by_label(f"Select plan {first}").check()
+    page.get_by_label(f"Select plan {second}").check()
+    page.get_by_role("button", name="Submit selected").click()
+    page.wait_for_url(f"{live_server.url}/plans/?site=*")
+    rows = {
+        pk: page.locator("tr", has=page.locator(f'a[href="/plans/{pk}/"]'))
+        for pk in (first, second)
+    }
+    for row in rows.values():
+        expect(row.locator(".badge")).to_have_text("Queued")
+    page.evaluate("window.__sameDocument = 'still here'")
+    start_worker()
+
+    for row in rows.values():
+        expect(row.locator(".badge")).to_have_text("Accepted", timeout=DELIVERED_WITHIN_MS)
+    assert page.evaluate("window.__sameDocument") == "still here"
+    expect(page.locator("#plan-results")).to_have_attribute("data-live", "false")
+    page.screenshot(path=artifacts / "plan_list_accepted.png", full_page=True)
     assert console_errors == []
