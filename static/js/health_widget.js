@@ -28,14 +28,7 @@
     window
       .portalPoll(url)
       .then(function (html) {
-        var doc = new DOMParser().parseFromString(html, "text/html");
-        ["health-widget", "worker-banner", "operations-panel"].forEach(function (id) {
-          var fresh = doc.getElementById(id);
-          var now = document.getElementById(id);
-          if (fresh && now) {
-            now.replaceWith(document.importNode(fresh, true));
-          }
-        });
+        window.portalSwap(html, ["health-widget", "worker-banner", "operations-panel"]);
         delay = INTERVAL_MS;
       })
       .catch(function () {

@@ -44,14 +44,7 @@
         if (busy(results())) {
           return;
         }
-        var doc = new DOMParser().parseFromString(html, "text/html");
-        PARTS.forEach(function (id) {
-          var fresh = doc.getElementById(id);
-          var now = document.getElementById(id);
-          if (fresh && now) {
-            now.replaceWith(document.importNode(fresh, true));
-          }
-        });
+        window.portalSwap(html, PARTS);
         delay = INTERVAL_MS;
       })
       .catch(function () {
