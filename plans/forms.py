@@ -150,16 +150,11 @@ class PlanForm(forms.Form):
 
     def __init__(self, *args, mint_messages: list[str] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        locations = selectors.active_locations()
         current = self.initial.get("location")
-        if current is not None:
-            # Keep an inactive site selectable on an old plan, so the page shows where the plan
-            # is; the service then says plainly that the site is no longer active.
-            current_pk = current.pk if isinstance(current, Location) else current
-            locations = Location.objects.filter(
-                pk__in=[*locations.values_list("pk", flat=True), current_pk]
-            ).order_by("name")
-        self.fields["location"].queryset = locations
+        # Keep an inactive site selectable on an old plan, so the page shows where the plan is;
+        # the service then says plainly that the site is no longer active.
+        current_pk = current.pk if isinstance(current, Location) else current
+        self.fields["location"].queryset = selectors.plan_form_locations(current_pk=current_pk)
         self.has_mint_messages = bool(mint_messages)
         self.mint_top_messages: list[str] = []
         for field in self.fields.values():

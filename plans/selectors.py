@@ -203,8 +203,10 @@ def plans_starting_soon(*, hours: int = 24, limit: int = 20) -> list[PlanRow]:
     )
 
 
-def active_locations() -> QuerySet[Location]:
-    return Location.objects.filter(is_active=True).order_by("name")
+def plan_form_locations(*, current_pk: int | None = None) -> QuerySet[Location]:
+    """The sites a plan can be put at: the active ones, and the plan's own even if inactive."""
+    sites = Q(is_active=True) | Q(pk=current_pk) if current_pk else Q(is_active=True)
+    return Location.objects.filter(sites).order_by("name")
 
 
 def plan_detail(*, pk: int) -> Plan:
@@ -300,7 +302,11 @@ def recent_attempt_outcomes(*, hours: int = 1) -> dict[str, int]:
 def open_rejection_messages(*, plan: Plan) -> list[str]:
     """MINT's 400 messages while they still apply: only when the plan's latest message was
     rejected, so an old rejection is not shown once a later revision went through."""
-    latest = plan.submissions.order_by("-created_at", "-id").only("state", "mint_messages").first()
+    latest = (
+        plan.submissions.order_by("-created_at", "-id")
+        .only("plan_id", "state", "mint_messages")
+        .first()
+    )
     if latest is None or latest.state != SubmissionState.REJECTED:
         return []
     return list(latest.mint_messages)
