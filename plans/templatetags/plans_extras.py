@@ -286,12 +286,14 @@ def _html(markup: str, *values: object) -> SafeString:
     return mark_safe(markup.format(*escaped))  # noqa: S308 - every value is escaped or SafeString
 
 
-def _state_badge(state: str) -> SafeString:
-    """The same badge as ``partials/_state_badge.html``."""
+@register.simple_tag
+def state_badge(state: str, label: str = "") -> SafeString:
+    """A plan's or a message's state as a coloured badge (``label``: the state's display name,
+    a plan state's own label by default)."""
     return _html(
         '<span class="badge badge-{}"><span class="badge-dot" aria-hidden="true"></span>{}</span>',
         state,
-        _STATE_LABELS.get(state, state),
+        label or _STATE_LABELS.get(state, state),
     )
 
 
@@ -346,7 +348,7 @@ def plan_list_rows(rows: list[PlanRow], can_submit: bool) -> SafeString:
                 window_local(row.scheduled_start, row.scheduled_end, row.time_zone),
                 utc_text,
                 target_summary(row),
-                _state_badge(row.state),
+                state_badge(row.state),
                 row.revision,
             )
         )
@@ -383,7 +385,7 @@ def plan_soon_rows(rows: list[PlanRow]) -> SafeString:
                 window_local(row.scheduled_start, row.scheduled_end, row.time_zone),
                 starts_in(row.scheduled_start),
                 target_summary(row),
-                _state_badge(row.state),
+                state_badge(row.state),
             )
         )
     return SafeString("\n".join(html_rows))
