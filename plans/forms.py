@@ -44,8 +44,6 @@ SERVICE_FIELD_TO_FORM_FIELD = {
     "scheduled_start": "start_local",
     "scheduled_end": "end_local",
 }
-RANGE_FIELDS = ("expected_range_km", "average_consumption")
-CHARGE_FIELDS = ("expected_charge_kwh",)
 _LEADING_NAME = re.compile(r"^\s*([a-z][A-Za-z]*)\s*:")
 
 
@@ -277,17 +275,17 @@ class PlanForm(forms.Form):
             self.cleaned_data["scheduled_end"] = end
 
     def plan_values(self) -> dict:
-        """The cleaned form as the keyword arguments of ``plan_create`` / ``plan_update``."""
+        """The cleaned form as the keyword arguments of ``plan_create`` / ``plan_update`` (which
+        clear the fields of the target not chosen)."""
         data = self.cleaned_data
-        is_range = data["target_kind"] == TargetKind.RANGE
         return {
             "location": data["location"],
             "scheduled_start": data["scheduled_start"],
             "scheduled_end": data["scheduled_end"],
             "target_kind": data["target_kind"],
-            "expected_range_km": data.get("expected_range_km") if is_range else None,
-            "average_consumption": data.get("average_consumption") if is_range else None,
-            "expected_charge_kwh": None if is_range else data.get("expected_charge_kwh"),
+            "expected_range_km": data.get("expected_range_km"),
+            "average_consumption": data.get("average_consumption"),
+            "expected_charge_kwh": data.get("expected_charge_kwh"),
             "status_note": data.get("status_note", ""),
         }
 
