@@ -23,7 +23,7 @@ from plans.models import (
     validate_one_line_text,
 )
 from plans.selectors import PlanFilters
-from plans.timezones import LocalTimeError, local_to_utc, utc_to_local
+from plans.timezones import LocalTimeError, local_to_utc, utc_to_wall
 
 LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
 #: What browsers and people send for a ``datetime-local`` input; the first one is canonical.
@@ -189,8 +189,8 @@ class PlanForm(forms.Form):
         zone = plan.location.time_zone
         return {
             "location": plan.location,
-            "start_local": utc_to_local(plan.scheduled_start, zone).replace(tzinfo=None),
-            "end_local": utc_to_local(plan.scheduled_end, zone).replace(tzinfo=None),
+            "start_local": utc_to_wall(plan.scheduled_start, zone),
+            "end_local": utc_to_wall(plan.scheduled_end, zone),
             "target_kind": plan.target_kind,
             "expected_range_km": plan.expected_range_km,
             "average_consumption": plan.average_consumption,

@@ -8,13 +8,14 @@ import hashlib
 import unicodedata
 import uuid
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from plans.timezones import is_valid_zone, utc_to_wall
 
 
 class PlanState(models.TextChoices):
@@ -51,10 +52,6 @@ def validate_one_line_text(value: str) -> None:
             )
 
 
-def _wall(instant: datetime, zone: str) -> datetime:
-    return instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
-
-
 #: A vehicle's stay at a site lasts hours, a few days at most: a longer window is a slip of the
 #: keyboard (a wrong month, or a year typed as "26" and read as 0026), not a plan.
 PLAN_MAX_WINDOW = timedelta(days=7)
@@ -75,7 +72,7 @@ def plan_window_errors(
     errors = {}
     if end <= now:
         errors["scheduled_end"] = "This window has already ended; a plan must end in the future."
-    elif _wall(end, zone) - _wall(start, zone) > PLAN_MAX_WINDOW:
+    elif utc_to_wall(end, zone) - utc_to_wall(start, zone) > PLAN_MAX_WINDOW:
         errors["scheduled_end"] = "A plan covers at most 7 days; check the dates and the year."
     if start > now + PLAN_MAX_AHEAD:
         errors["scheduled_start"] = "A plan can start at most a year ahead; check the year."
@@ -123,10 +120,6 @@ class Location(models.Model):
         return f"{self.name} ({self.mint_location_id})"
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from plans.timezones import is_valid_zone
-
         if not is_valid_zone(self.time_zone):
             raise ValidationError(
                 {"time_zone": f"“{self.time_zone}” is not an IANA time zone name."}

@@ -56,3 +56,8 @@ def local_to_utc(wall: datetime, zone_name: str) -> datetime:
 
 def utc_to_local(instant: datetime, zone_name: str) -> datetime:
     return instant.astimezone(ZoneInfo(zone_name))
+
+
+def utc_to_wall(instant: datetime, zone_name: str) -> datetime:
+    """What the site's clock reads at ``instant``, as a naive datetime (as a dispatcher types)."""
+    return utc_to_local(instant, zone_name).replace(tzinfo=None)

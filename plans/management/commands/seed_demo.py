@@ -17,7 +17,7 @@ from django.utils import timezone
 from plans import services
 from plans.models import Location, Plan
 from plans.roles import roles_ensure
-from plans.timezones import LocalTimeError, local_to_utc, utc_to_local
+from plans.timezones import LocalTimeError, local_to_utc, utc_to_wall
 
 SITES = [
     ("BE-BRU-01", "Brussels Depot", "Europe/Brussels", True),
@@ -110,7 +110,7 @@ class Command(BaseCommand):
         now = timezone.now()
         for mint_id, hours, length, target, submit in PLANS:
             site = Location.objects.get(mint_location_id=mint_id)
-            local_now = utc_to_local(now, site.time_zone).replace(tzinfo=None)
+            local_now = utc_to_wall(now, site.time_zone)
             next_hour = local_now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
             start = _utc(next_hour + timedelta(hours=hours), site.time_zone)
             end = _utc(next_hour + timedelta(hours=hours + length), site.time_zone)
