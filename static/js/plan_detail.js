@@ -31,20 +31,12 @@
   }
 
   function swap(html) {
-    var doc = new DOMParser().parseFromString(html, "text/html");
-    var live = doc.getElementById("plan-live");
+    var open = openDetails();
+    var focusedId = document.activeElement && document.activeElement.id;
+    var live = window.portalSwap(html, PARTS).getElementById("plan-live");
     if (!live) {
       return;
     }
-    var open = openDetails();
-    var focusedId = document.activeElement && document.activeElement.id;
-    PARTS.forEach(function (id) {
-      var current = document.getElementById(id);
-      var fresh = doc.getElementById(id);
-      if (current && fresh) {
-        current.replaceWith(document.importNode(fresh, true));
-      }
-    });
     open.forEach(function (id) {
       var el = document.getElementById(id);
       if (el) {

@@ -7,7 +7,7 @@
    the login page).
 
    portalSwap(html, ids): puts the elements with these ids from `html` in place of the page's
-   own; an id missing on either side is left alone. */
+   own (an id missing on either side is left alone) and returns the parsed document. */
 window.portalPoll = function (url) {
   "use strict";
   return fetch(url, {
@@ -32,4 +32,5 @@ window.portalSwap = function (html, ids) {
       now.replaceWith(document.importNode(fresh, true));
     }
   });
+  return doc;
 };
