@@ -1,100 +1,38 @@
-"""The portal's pages: thin views that fetch, validate, call one service and redirect or render.
-
-Every page needs a login (``LoginRequiredMiddleware``). Reading needs ``plans.view_plan``;
-creating, editing and duplicating need ``plans.change_plan``; submitting and retrying need
-``plans.submit_plan``. A change is always a POST.
-"""
+"""Plan pages: the list, the form (new, edit, duplicate), the plan page and its actions."""
 
 import uuid
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import DatabaseError, connection, transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from plans import selectors, services
 from plans.forms import PlanFilterForm, PlanForm
 from plans.models import PENDING_STATES, Plan, PlanState
+from plans.views.common import (
+    CHANGE_PERM,
+    SUBMIT_PERM,
+    VIEW_PERM,
+    abilities,
+    is_number,
+    plan_or_404,
+    require,
+    safe_next,
+)
 
-VIEW_PERM = "plans.view_plan"
-CHANGE_PERM = "plans.change_plan"
-SUBMIT_PERM = "plans.submit_plan"
 PLANS_PER_PAGE = 50
 #: Shown in the draft preview where the real values only exist once the plan is submitted.
 ASSIGNED_AT_SUBMIT = "(assigned at submit)"
 
 
-def _require(request: HttpRequest, perm: str) -> None:
-    if not request.user.has_perm(perm):
-        raise PermissionDenied
-
-
-def _is_number(text: str) -> bool:
-    """ASCII digits only: ``"²".isdigit()`` is true, yet ``int("²")`` fails."""
-    return text.isascii() and text.isdigit()
-
-
-def _plan_or_404(pk: int) -> Plan:
-    try:
-        return selectors.plan_detail(pk=pk)
-    except Plan.DoesNotExist:
-        raise Http404("No such plan.") from None
-
-
-def _abilities(request: HttpRequest) -> dict[str, bool]:
-    return {
-        "can_edit": request.user.has_perm(CHANGE_PERM),
-        "can_submit": request.user.has_perm(SUBMIT_PERM),
-    }
-
-
-def _safe_next(request: HttpRequest, fallback: str) -> str:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return fallback
-
-
-@require_GET
-def dashboard(request: HttpRequest) -> HttpResponse:
-    _require(request, VIEW_PERM)
-    counts = selectors.state_counts()
-    cards = [
-        {"state": state, "label": label, "count": counts[state]}
-        for state, label in PlanState.choices
-    ]
-    return render(
-        request,
-        "plans/dashboard.html",
-        {
-            "state_cards": cards,
-            "attention_count": counts[PlanState.FAILED] + counts[PlanState.REJECTED],
-            "starting_soon": selectors.plans_starting_soon(hours=24, limit=20),
-            **_operations(),
-            **_abilities(request),
-        },
-    )
-
-
-def _operations() -> dict:
-    """The dashboard's operations panel, beyond what every page's header already knows."""
-    return {
-        "attempt_outcomes": selectors.recent_attempt_outcomes(hours=1),
-        "queue": selectors.queue_summary(),
-    }
-
-
 @require_GET
 def plan_list(request: HttpRequest) -> HttpResponse:
-    _require(request, VIEW_PERM)
+    require(request, VIEW_PERM)
     filter_form = PlanFilterForm(request.GET)
     if filter_form.is_valid():
         page = selectors.plan_page(
@@ -121,7 +59,7 @@ def plan_list(request: HttpRequest) -> HttpResponse:
             "paged": bool(request.GET.get("after") or request.GET.get("before")),
             "draft_ids": [p.pk for p in page.plans if p.state == PlanState.DRAFT],
             "has_pending": any(p.state in PENDING_STATES for p in page.plans),
-            **_abilities(request),
+            **abilities(request),
         },
     )
 
@@ -135,7 +73,7 @@ def _save_and_maybe_submit(
     """
     submit = request.POST.get("action") == "submit"
     if submit:
-        _require(request, SUBMIT_PERM)
+        require(request, SUBMIT_PERM)
     with transaction.atomic():
         if plan is None:
             plan = services.plan_create(user=request.user, reason=reason, **form.plan_values())
@@ -171,13 +109,13 @@ def _saved_message(plan: Plan, submitted: bool, verb: str) -> str:
 
 @require_http_methods(["GET", "POST"])
 def plan_create(request: HttpRequest) -> HttpResponse:
-    _require(request, CHANGE_PERM)
+    require(request, CHANGE_PERM)
     initial = {}
     copied_from = None
     # "Duplicate" opens this form filled from another plan (?copy=<pk>, kept on the POST too);
     # nothing exists until it is saved, so a copy someone walks away from leaves no draft.
-    if _is_number(request.GET.get("copy", "")):
-        copied_from = _plan_or_404(int(request.GET["copy"]))
+    if is_number(request.GET.get("copy", "")):
+        copied_from = plan_or_404(int(request.GET["copy"]))
         initial = PlanForm.initial_from_plan(copied_from)
     form = PlanForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -200,15 +138,15 @@ def plan_create(request: HttpRequest) -> HttpResponse:
             "plan": None,
             "copied_from": copied_from,
             "copy_is_over": copied_from is not None and copied_from.scheduled_end <= timezone.now(),
-            **_abilities(request),
+            **abilities(request),
         },
     )
 
 
 @require_http_methods(["GET", "POST"])
 def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    _require(request, CHANGE_PERM)
-    plan = _plan_or_404(pk)
+    require(request, CHANGE_PERM)
+    plan = plan_or_404(pk)
     form = PlanForm(
         request.POST or None,
         initial=PlanForm.initial_from_plan(plan),
@@ -222,7 +160,7 @@ def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
             if getattr(exc, "code", None) == "edit_conflict":
                 # The form keeps what was typed; saving it again is now a choice made knowing
                 # of the other edit, so it is checked against the plan as it is now.
-                plan = _plan_or_404(pk)
+                plan = plan_or_404(pk)
                 form.data = form.data.copy()
                 form.data[form.add_prefix("seen")] = plan.content_fingerprint
         except services.PlanActionError as exc:
@@ -241,15 +179,15 @@ def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
             "makes_new_revision": plan.state != PlanState.DRAFT,
             "withdraws_message": plan.state in (PlanState.QUEUED, PlanState.RETRYING),
             "is_sending": plan.state == PlanState.SENDING,
-            **_abilities(request),
+            **abilities(request),
         },
     )
 
 
 @require_POST
 def plan_submit(request: HttpRequest, pk: int) -> HttpResponse:
-    _require(request, SUBMIT_PERM)
-    plan = _plan_or_404(pk)
+    require(request, SUBMIT_PERM)
+    plan = plan_or_404(pk)
     try:
         services.plan_submit(plan=plan, user=request.user)
     except services.PlanActionError as exc:
@@ -266,8 +204,8 @@ def plan_submit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def plan_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    _require(request, SUBMIT_PERM)
-    plan = _plan_or_404(pk)
+    require(request, SUBMIT_PERM)
+    plan = plan_or_404(pk)
     try:
         submission = services.plan_retry(plan=plan, user=request.user)
     except services.PlanActionError as exc:
@@ -282,10 +220,10 @@ def plan_retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def plans_submit_selected(request: HttpRequest) -> HttpResponse:
-    _require(request, SUBMIT_PERM)
-    back = _safe_next(request, reverse("plans:plan_list"))
+    require(request, SUBMIT_PERM)
+    back = safe_next(request, reverse("plans:plan_list"))
     field = "page_drafts" if request.POST.get("action") == "all" else "plan"
-    ids = sorted({int(v) for v in request.POST.getlist(field) if _is_number(v)})
+    ids = sorted({int(v) for v in request.POST.getlist(field) if is_number(v)})
     if not ids:
         messages.warning(request, "Tick the drafts to submit first.")
         return redirect(back)
@@ -324,14 +262,14 @@ def _status_context(request: HttpRequest, plan: Plan) -> dict:
         "submissions": submissions,
         "current_submission": current,
         "zone": plan.location.time_zone,
-        **_abilities(request),
+        **abilities(request),
     }
 
 
 @require_GET
 def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    _require(request, VIEW_PERM)
-    plan = _plan_or_404(pk)
+    require(request, VIEW_PERM)
+    plan = plan_or_404(pk)
     context = _status_context(request, plan)
     current = context["current_submission"]
     if plan.state != PlanState.DRAFT and current is not None:
@@ -344,38 +282,8 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def plan_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The live part of the detail page, re-fetched by ``plan_detail.js`` every 2 s."""
-    _require(request, VIEW_PERM)
-    plan = _plan_or_404(pk)
+    require(request, VIEW_PERM)
+    plan = plan_or_404(pk)
     response = render(request, "plans/partials/_plan_status.html", _status_context(request, plan))
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-@require_GET
-def mint_health(request: HttpRequest) -> HttpResponse:
-    """The header's MINT health widget and the worker banner (and, for the dashboard, the
-    operations panel), re-fetched by ``health_widget.js``.
-
-    It reads what the workers recorded; a page never waits on MINT itself.
-    """
-    _require(request, VIEW_PERM)
-    context = _operations() if request.GET.get("panel") == "operations" else {}
-    response = render(request, "plans/partials/_live_status.html", context)
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-@login_not_required
-@require_GET
-def healthz(request: HttpRequest) -> HttpResponse:
-    """For load balancers: 200 when the database answers, 503 when it does not. No data."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except DatabaseError:
-        response = HttpResponse("database unavailable\n", status=503, content_type="text/plain")
-    else:
-        response = HttpResponse("ok\n", content_type="text/plain")
     response["Cache-Control"] = "no-store"
     return response

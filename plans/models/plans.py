@@ -1,7 +1,6 @@
-"""MINT Portal's data: sites, plans, their append-only history and the delivery outbox.
+"""Plans, their append-only history and the per-state counts the dashboard reads.
 
-Rows of ``PlanEvent``, ``DeliveryAttempt`` and ``HealthCheck`` are written only by
-``plans.services`` and never updated. Every index names the query that uses it.
+``PlanEvent`` rows are written only by ``plans.services`` and never updated.
 """
 
 import hashlib
@@ -13,9 +12,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 
-from plans.timezones import is_valid_zone, utc_to_wall
+from plans.models.sites import Location
+from plans.timezones import utc_to_wall
 
 
 class PlanState(models.TextChoices):
@@ -79,51 +78,9 @@ def plan_window_errors(
     return errors
 
 
-class SubmissionState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    SENDING = "sending", "Sending"
-    RETRYING = "retrying", "Retrying"
-    ACCEPTED = "accepted", "Accepted"
-    REJECTED = "rejected", "Rejected"
-    FAILED = "failed", "Failed"
-    SUPERSEDED = "superseded", "Replaced by a later revision"
-
-
 class TargetKind(models.TextChoices):
     RANGE = "range", "Range (km)"
     CHARGE = "charge", "Charge (kWh)"
-
-
-class Location(models.Model):
-    """A charging site known to MINT by its ``locationId``."""
-
-    mint_location_id = models.CharField(
-        "MINT location ID",
-        max_length=100,
-        unique=True,
-        help_text="The locationId exactly as MINT knows the site.",
-    )
-    name = models.CharField(max_length=200)
-    time_zone = models.CharField(
-        max_length=64,
-        default="Europe/Brussels",
-        help_text="IANA time zone of the site, e.g. Europe/Brussels. Plan times are typed in it.",
-    )
-    is_active = models.BooleanField(
-        "active", default=True, help_text="Only active sites can receive new plans."
-    )
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.mint_location_id})"
-
-    def clean(self) -> None:
-        if not is_valid_zone(self.time_zone):
-            raise ValidationError(
-                {"time_zone": f"“{self.time_zone}” is not an IANA time zone name."}
-            )
 
 
 class Plan(models.Model):
@@ -294,202 +251,6 @@ class PlanEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan_id}: {self.from_state or '∅'} → {self.to_state} ({self.action})"
-
-
-class Submission(models.Model):
-    """One message to MINT: a submitted revision of a plan, and the outbox row the worker claims.
-
-    ``message_id`` and ``created_at`` (the payload's ``timestamp``) are fixed across retries, so
-    MINT can de-duplicate a message that a crashed worker sent twice.
-    """
-
-    class Trigger(models.TextChoices):
-        SCHEDULED = "scheduled", "Scheduled"
-        MANUAL = "manual", "Manual"
-
-    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="submissions")
-    revision = models.PositiveIntegerField()
-    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    created_at = models.DateTimeField()
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
-    body = models.TextField(
-        help_text="The exact JSON body for MINT, frozen when submitted: every retry sends it "
-        "byte for byte, in the spec's field order."
-    )
-    state = models.CharField(
-        max_length=10, choices=SubmissionState.choices, default=SubmissionState.QUEUED
-    )
-    attempt_count = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    next_trigger = models.CharField(
-        max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULED
-    )
-    deadline = models.DateTimeField(help_text="Give up retrying after this.")
-    lease_owner = models.CharField(max_length=100, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    mint_messages = models.JSONField(
-        default=list, blank=True, help_text="MINT's validation messages on a 400."
-    )
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [
-            # worker claim: state IN (queued, retrying) AND next_attempt_at <= now, and (few rows)
-            # state = sending AND lease_expires_at < now; operations view: queue depth, oldest
-            # waiting message and how many are due, read from the index alone (covering)
-            models.Index(
-                fields=["state", "next_attempt_at", "created_at"], name="submission_queue_idx"
-            ),
-            # plan detail: the plan's messages, newest first
-            models.Index(fields=["plan", "-created_at"], name="submission_plan_idx"),
-        ]
-        constraints = [
-            # A plan never has two messages in flight.
-            models.UniqueConstraint(
-                fields=["plan"],
-                condition=Q(state__in=["queued", "sending", "retrying"]),
-                name="submission_one_in_flight_per_plan",
-            ),
-            models.UniqueConstraint(
-                fields=["plan", "revision"], name="submission_one_per_revision"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"Message {self.message_id} (plan {self.plan_id} rev {self.revision})"
-
-
-class DeliveryAttempt(models.Model):
-    """Append-only record of one HTTP exchange with ``POST /plan/``."""
-
-    class Outcome(models.TextChoices):
-        ACCEPTED = "accepted", "Accepted"
-        REJECTED = "rejected", "Rejected"
-        UNAUTHORIZED = "unauthorized", "Unauthorized"
-        UNAVAILABLE = "unavailable", "Unavailable"
-
-    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="attempts")
-    started_at = models.DateTimeField()
-    trigger = models.CharField(max_length=10, choices=Submission.Trigger.choices)
-    worker = models.CharField(max_length=100)
-    duration_ms = models.PositiveIntegerField()
-    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    outcome = models.CharField(max_length=12, choices=Outcome.choices)
-    mint_messages = models.JSONField(default=list, blank=True)
-    error = models.TextField(blank=True)
-    request_body = models.TextField(help_text="The exact JSON sent (no token: that is a header).")
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["started_at", "id"]
-        indexes = [
-            # plan detail: a message's attempts in order
-            models.Index(fields=["submission", "started_at"], name="attempt_submission_idx"),
-            # operations view: deliveries in the last hour by outcome
-            models.Index(fields=["started_at"], name="attempt_started_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"Attempt {self.pk}: {self.outcome} ({self.http_status or 'no response'})"
-
-
-class MintToken(models.Model):
-    """The one MINT access token, shared by every worker process (one row, pk=1)."""
-
-    access_token = models.TextField(blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    fetched_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return f"MINT token (expires {self.expires_at})"
-
-
-#: A worker that has not written its heartbeat for this long is presumed gone.
-WORKER_SILENCE = timedelta(seconds=60)
-
-
-class WorkerHeartbeat(models.Model):
-    """One row per running ``mint_worker``: the UI warns when none has been seen lately."""
-
-    name = models.CharField(max_length=100, unique=True)
-    hostname = models.CharField(max_length=200)
-    pid = models.PositiveIntegerField()
-    started_at = models.DateTimeField()
-    seen_at = models.DateTimeField()
-    stopped_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-seen_at"]
-        indexes = [
-            # banner / operations view: the most recently seen workers
-            models.Index(fields=["-seen_at"], name="heartbeat_seen_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def is_alive(self) -> bool:
-        return self.stopped_at is None and timezone.now() - self.seen_at <= WORKER_SILENCE
-
-
-class HealthCheck(models.Model):
-    """Append-only record of one ``GET /health/`` made by a worker."""
-
-    class Result(models.TextChoices):
-        UP = "up", "Up"
-        DOWN = "down", "Down"
-        ERROR = "error", "No answer"
-
-    checked_at = models.DateTimeField()
-    result = models.CharField(max_length=5, choices=Result.choices)
-    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    latency_ms = models.PositiveIntegerField()
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-checked_at"]
-        indexes = [
-            # health widget: the latest check, and the last 24 h for the sparkline
-            models.Index(fields=["-checked_at"], name="healthcheck_checked_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.checked_at:%Y-%m-%d %H:%M:%S} {self.result}"
-
-
-class MintStatus(models.Model):
-    """MINT's health as the pages show it (one row, pk=1), kept current by the workers.
-
-    Each worker recomputes it after every ``/health/`` check, so a page reads one row instead of
-    aggregating a day of ``HealthCheck`` rows on every request.
-    """
-
-    checked_at = models.DateTimeField(null=True, blank=True)
-    result = models.CharField(max_length=5, choices=HealthCheck.Result.choices, blank=True)
-    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    uptime_24h = models.FloatField(
-        null=True,
-        blank=True,
-        help_text="Share of the last 24 h, as far as checks tell, that MINT was up.",
-    )
-    hourly = models.JSONField(
-        default=list,
-        blank=True,
-        help_text="Last 24 hours, oldest first: [hour start (ISO), seconds up, seconds known].",
-    )
-
-    class Meta:
-        verbose_name_plural = "MINT status"
-
-    def __str__(self) -> str:
-        return f"MINT {self.result or 'unknown'} at {self.checked_at}"
 
 
 class PlanStateCount(models.Model):

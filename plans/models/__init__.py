@@ -1,0 +1,45 @@
+"""MINT Portal's data, by concern: sites, plans and their history, delivery, monitoring.
+
+Everything is re-exported here, so ``from plans.models import Plan`` works wherever it is used.
+Every index names the query that uses it.
+"""
+
+from plans.models.delivery import DeliveryAttempt, MintToken, Submission, SubmissionState
+from plans.models.monitoring import WORKER_SILENCE, HealthCheck, MintStatus, WorkerHeartbeat
+from plans.models.plans import (
+    FINAL_STATES,
+    PENDING_STATES,
+    PLAN_MAX_AHEAD,
+    PLAN_MAX_WINDOW,
+    Plan,
+    PlanEvent,
+    PlanState,
+    PlanStateCount,
+    TargetKind,
+    plan_window_errors,
+    validate_one_line_text,
+)
+from plans.models.sites import Location
+
+__all__ = [
+    "FINAL_STATES",
+    "PENDING_STATES",
+    "PLAN_MAX_AHEAD",
+    "PLAN_MAX_WINDOW",
+    "WORKER_SILENCE",
+    "DeliveryAttempt",
+    "HealthCheck",
+    "Location",
+    "MintStatus",
+    "MintToken",
+    "Plan",
+    "PlanEvent",
+    "PlanState",
+    "PlanStateCount",
+    "Submission",
+    "SubmissionState",
+    "TargetKind",
+    "WorkerHeartbeat",
+    "plan_window_errors",
+    "validate_one_line_text",
+]

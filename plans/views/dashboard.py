@@ -1,0 +1,70 @@
+"""The dashboard, the live status fragments and the load balancer's health check."""
+
+from django.contrib.auth.decorators import login_not_required
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from plans import selectors
+from plans.models import PlanState
+from plans.views.common import VIEW_PERM, abilities, require
+
+
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    require(request, VIEW_PERM)
+    counts = selectors.state_counts()
+    cards = [
+        {"state": state, "label": label, "count": counts[state]}
+        for state, label in PlanState.choices
+    ]
+    return render(
+        request,
+        "plans/dashboard.html",
+        {
+            "state_cards": cards,
+            "attention_count": counts[PlanState.FAILED] + counts[PlanState.REJECTED],
+            "starting_soon": selectors.plans_starting_soon(hours=24, limit=20),
+            **_operations(),
+            **abilities(request),
+        },
+    )
+
+
+def _operations() -> dict:
+    """The dashboard's operations panel, beyond what every page's header already knows."""
+    return {
+        "attempt_outcomes": selectors.recent_attempt_outcomes(hours=1),
+        "queue": selectors.queue_summary(),
+    }
+
+
+@require_GET
+def mint_health(request: HttpRequest) -> HttpResponse:
+    """The header's MINT health widget and the worker banner (and, for the dashboard, the
+    operations panel), re-fetched by ``health_widget.js``.
+
+    It reads what the workers recorded; a page never waits on MINT itself.
+    """
+    require(request, VIEW_PERM)
+    context = _operations() if request.GET.get("panel") == "operations" else {}
+    response = render(request, "plans/partials/_live_status.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_not_required
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """For load balancers: 200 when the database answers, 503 when it does not. No data."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError:
+        response = HttpResponse("database unavailable\n", status=503, content_type="text/plain")
+    else:
+        response = HttpResponse("ok\n", content_type="text/plain")
+    response["Cache-Control"] = "no-store"
+    return response
