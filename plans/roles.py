@@ -15,9 +15,20 @@ READ_PERMISSIONS = [
     "view_planevent",
     "view_submission",
     "view_deliveryattempt",
+    "view_vehicle",
+    "view_schedule",
+    "view_scheduleevent",
+    "view_scheduleexception",
 ]
 ROLE_PERMISSIONS = {
-    DISPATCHERS: [*READ_PERMISSIONS, "add_plan", "change_plan", "submit_plan"],
+    DISPATCHERS: [
+        *READ_PERMISSIONS,
+        "add_plan",
+        "change_plan",
+        "submit_plan",
+        "add_schedule",
+        "change_schedule",
+    ],
     VIEWERS: READ_PERMISSIONS,
 }
 

@@ -5,8 +5,10 @@ Every index names the query that uses it.
 """
 
 from plans.models.delivery import DeliveryAttempt, MintToken, Submission, SubmissionState
+from plans.models.fleet import WEEKDAYS, Schedule, ScheduleEvent, ScheduleException, Vehicle
 from plans.models.monitoring import WORKER_SILENCE, HealthCheck, MintStatus, WorkerHeartbeat
 from plans.models.plans import (
+    CALLED_OFF_STATES,
     FINAL_STATES,
     PENDING_STATES,
     PLAN_MAX_AHEAD,
@@ -22,10 +24,12 @@ from plans.models.plans import (
 from plans.models.sites import Location
 
 __all__ = [
+    "CALLED_OFF_STATES",
     "FINAL_STATES",
     "PENDING_STATES",
     "PLAN_MAX_AHEAD",
     "PLAN_MAX_WINDOW",
+    "WEEKDAYS",
     "WORKER_SILENCE",
     "DeliveryAttempt",
     "HealthCheck",
@@ -36,9 +40,13 @@ __all__ = [
     "PlanEvent",
     "PlanState",
     "PlanStateCount",
+    "Schedule",
+    "ScheduleEvent",
+    "ScheduleException",
     "Submission",
     "SubmissionState",
     "TargetKind",
+    "Vehicle",
     "WorkerHeartbeat",
     "plan_window_errors",
     "validate_one_line_text",

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from plans.models.fleet import Schedule, Vehicle
 from plans.models.sites import Location
 from plans.timezones import utc_to_wall
 
@@ -25,12 +26,25 @@ class PlanState(models.TextChoices):
     ACCEPTED = "accepted", "Accepted"
     REJECTED = "rejected", "Rejected"
     FAILED = "failed", "Failed"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 #: States in which the plan's current message is waiting for, or inside, a delivery attempt.
 PENDING_STATES = (PlanState.QUEUED, PlanState.SENDING, PlanState.RETRYING)
 #: States after which nothing happens until a person acts.
-FINAL_STATES = (PlanState.DRAFT, PlanState.ACCEPTED, PlanState.REJECTED, PlanState.FAILED)
+FINAL_STATES = (
+    PlanState.DRAFT,
+    PlanState.ACCEPTED,
+    PlanState.REJECTED,
+    PlanState.FAILED,
+    PlanState.WITHDRAWN,
+    PlanState.CANCELLED,
+)
+#: A dispatcher called the plan off: *withdrawn* before MINT had any revision of it,
+#: *cancelled* when MINT still holds an accepted revision (its API has no cancel). Such plans
+#: take no part in the guards and are counted apart.
+CALLED_OFF_STATES = (PlanState.WITHDRAWN, PlanState.CANCELLED)
 
 #: Characters that reverse or isolate the direction of the text around them.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -92,6 +106,9 @@ class Plan(models.Model):
 
     transaction_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="plans")
+    vehicle = models.ForeignKey(
+        Vehicle, on_delete=models.PROTECT, null=True, blank=True, related_name="plans"
+    )
     scheduled_start = models.DateTimeField()
     scheduled_end = models.DateTimeField()
     target_kind = models.CharField(max_length=6, choices=TargetKind.choices)
@@ -112,6 +129,22 @@ class Plan(models.Model):
     )
     state = models.CharField(max_length=10, choices=PlanState.choices, default=PlanState.DRAFT)
     revision = models.PositiveIntegerField(default=1)
+    schedule = models.ForeignKey(
+        Schedule, on_delete=models.PROTECT, null=True, blank=True, related_name="plans"
+    )
+    occurrence_date = models.DateField(
+        null=True, blank=True, help_text="The schedule's arrival day this plan was made for."
+    )
+    schedule_detached = models.BooleanField(
+        default=False,
+        help_text="Edited on its own: later schedule edits leave this plan alone.",
+    )
+    warnings = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The guards' warnings as last worked out: [{code, text}]. Kept with the plan "
+        "so the list shows them without working them out per row.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -136,6 +169,8 @@ class Plan(models.Model):
             models.Index(
                 fields=["location", "scheduled_start", "state"], name="plan_site_start_state_idx"
             ),
+            # guards: the vehicle's plans around a window (vehicle = … AND start in a range)
+            models.Index(fields=["vehicle", "scheduled_start"], name="plan_vehicle_start_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -173,6 +208,18 @@ class Plan(models.Model):
                 condition=Q(scheduled_end__gt=models.F("scheduled_start")),
                 violation_error_message="The end must be after the start.",
             ),
+            # A schedule makes at most one plan per arrival day, however many workers run.
+            models.UniqueConstraint(
+                fields=["schedule", "occurrence_date"],
+                condition=Q(schedule__isnull=False),
+                name="plan_one_per_schedule_day",
+            ),
+            models.CheckConstraint(
+                name="plan_occurrence_with_schedule",
+                condition=Q(schedule__isnull=True, occurrence_date__isnull=True)
+                | Q(schedule__isnull=False, occurrence_date__isnull=False),
+                violation_error_message="A schedule's plan needs its day, and only it has one.",
+            ),
             models.CheckConstraint(
                 name="plan_state_valid",
                 condition=Q(state__in=PlanState.values),
@@ -193,6 +240,7 @@ class Plan(models.Model):
         tell that someone else changed the plan since the form was opened."""
         fields = (
             self.location_id,
+            self.vehicle_id,
             self.scheduled_start,
             self.scheduled_end,
             self.target_kind,
@@ -205,10 +253,18 @@ class Plan(models.Model):
         return hashlib.sha256(repr(fields).encode()).hexdigest()[:20]
 
     @property
+    def is_called_off(self) -> bool:
+        return self.state in CALLED_OFF_STATES
+
+    @property
     def estimated_energy_kwh(self):
-        """Range × consumption / 100, when both are known: what the range will cost in kWh."""
-        if self.expected_range_km and self.average_consumption:
-            return self.expected_range_km * self.average_consumption / 100
+        """Range × consumption / 100 (the vehicle's default consumption when the plan gives
+        none): what the range will cost in kWh, when that is known."""
+        consumption = self.average_consumption
+        if consumption is None and self.vehicle_id:
+            consumption = self.vehicle.default_consumption
+        if self.expected_range_km and consumption:
+            return self.expected_range_km * consumption / 100
         return None
 
 
@@ -222,6 +278,9 @@ class PlanEvent(models.Model):
         RETRIED = "retried", "Retried"
         DUPLICATED = "duplicated", "Duplicated from another plan"
         DELIVERY = "delivery", "Delivery"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+        CANCELLED = "cancelled", "Cancelled"
+        DETACHED = "detached", "Detached from its schedule"
 
     plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField()

@@ -2,6 +2,7 @@
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 
 from plans.timezones import is_valid_zone
 
@@ -24,9 +25,31 @@ class Location(models.Model):
     is_active = models.BooleanField(
         "active", default=True, help_text="Only active sites can receive new plans."
     )
+    charge_points = models.PositiveSmallIntegerField(
+        "charge points",
+        null=True,
+        blank=True,
+        help_text="How many vehicles can charge at once. Empty: not checked.",
+    )
+    charge_point_kw = models.DecimalField(
+        "power per charge point (kW)",
+        max_digits=6,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        help_text="The most one charge point delivers. Empty: not checked.",
+    )
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                name="location_chargers_positive",
+                condition=(Q(charge_points__isnull=True) | Q(charge_points__gt=0))
+                & (Q(charge_point_kw__isnull=True) | Q(charge_point_kw__gt=0)),
+                violation_error_message="Charge points and their power must be above zero.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.mint_location_id})"

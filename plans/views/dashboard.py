@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from plans import selectors
-from plans.models import PlanState
+from plans.models import CALLED_OFF_STATES, PlanState
 from plans.views.common import VIEW_PERM, abilities, require
 
 
@@ -18,6 +18,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     cards = [
         {"state": state, "label": label, "count": counts[state]}
         for state, label in PlanState.choices
+        if state not in CALLED_OFF_STATES
     ]
     return render(
         request,
@@ -25,6 +26,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         {
             "state_cards": cards,
             "attention_count": counts[PlanState.FAILED] + counts[PlanState.REJECTED],
+            # Called-off plans are out of the cards, counted on one quiet line beneath.
+            "called_off_count": sum(counts[state] for state in CALLED_OFF_STATES),
             "starting_soon": selectors.plans_starting_soon(hours=24, limit=20),
             **_operations(),
             **abilities(request),
