@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from plans import services
-from plans.models import Location, Plan
+from plans.models import Location, Plan, Vehicle
 
 
 def make_location(
@@ -35,4 +35,28 @@ def make_plan(*, user, location: Location | None = None, kind: str = "range", **
     else:
         values.update(expected_charge_kwh=60)
     values.update(extra)
+    # Many tests make several plans alike on purpose; the guards' tests say what they accept.
+    values.setdefault("accept_warnings", ("duplicate",))
     return services.plan_create(user=user, **values)
+
+
+def make_vehicle(
+    name: str = "bus 12",
+    *,
+    location: Location | None = None,
+    battery_kwh: str = "300",
+    default_consumption: str = "80",
+    max_charge_kw: str = "90",
+    **extra,
+) -> Vehicle:
+    vehicle, _ = Vehicle.objects.get_or_create(
+        name=name,
+        defaults={
+            "home_location": location or make_location(),
+            "battery_kwh": Decimal(battery_kwh),
+            "default_consumption": Decimal(default_consumption),
+            "max_charge_kw": Decimal(max_charge_kw),
+            **extra,
+        },
+    )
+    return vehicle

@@ -20,6 +20,7 @@ class SubmissionState(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     FAILED = "failed", "Failed"
     SUPERSEDED = "superseded", "Replaced by a later revision"
+    WITHDRAWN = "withdrawn", "Withdrawn before it was sent"
 
 
 class Submission(models.Model):

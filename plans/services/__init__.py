@@ -3,7 +3,8 @@
 Views, the admin, management commands and the worker call these functions and nothing else
 writes. Each function is keyword-only and atomic; history rows are only ever appended.
 
-- ``plan``: create, edit, submit and retry plans; the history and state counters
+- ``plan``: create, edit, submit, retry and cancel plans; the history and state counters
+- ``guards``: the one place that says whether a plan can work (overlap, energy, chargers)
 - ``delivery``: the outbox — claims, leases, what MINT answered, backoff, overdue messages
 - ``token``: MINT's access token in one row shared by every worker, and the client using it
 - ``monitoring``: worker heartbeats and MINT health checks
@@ -18,13 +19,23 @@ from plans.services.delivery import (
     submissions_release,
     submissions_renew_lease,
 )
+from plans.services.guards import (
+    GuardWarnings,
+    PlanCandidate,
+    plan_energy_kwh,
+    plan_warnings_refresh,
+    plans_guard,
+)
 from plans.services.monitoring import health_record, heartbeat_beat
 from plans.services.plan import (
+    CANCELLABLE_STATES,
     EDITABLE_STATES,
     PLAN_FIELDS,
     RETRYABLE_STATES,
     PlanActionError,
     default_status_text,
+    plan_accepted_revision,
+    plan_cancel,
     plan_create,
     plan_payload,
     plan_retry,
@@ -36,23 +47,31 @@ from plans.services.plan import (
 from plans.services.token import DatabaseTokenStore, mint_client
 
 __all__ = [
+    "CANCELLABLE_STATES",
     "EDITABLE_STATES",
     "PLAN_FIELDS",
     "RETRYABLE_STATES",
     "DatabaseTokenStore",
     "DeliveryResult",
+    "GuardWarnings",
     "PlanActionError",
+    "PlanCandidate",
     "SentMessage",
     "default_status_text",
     "health_record",
     "heartbeat_beat",
     "mint_client",
+    "plan_accepted_revision",
+    "plan_cancel",
     "plan_create",
+    "plan_energy_kwh",
     "plan_payload",
     "plan_retry",
     "plan_state_counts_rebuild",
     "plan_submit",
     "plan_update",
+    "plan_warnings_refresh",
+    "plans_guard",
     "plans_submit",
     "submissions_claim",
     "submissions_fail_overdue",

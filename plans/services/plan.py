@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from plans.mint.payload import build_plan_payload, encode_body
 from plans.models import (
+    CALLED_OFF_STATES,
     Location,
     Plan,
     PlanEvent,
@@ -26,7 +27,14 @@ from plans.models import (
     PlanStateCount,
     Submission,
     SubmissionState,
+    Vehicle,
     plan_window_errors,
+)
+from plans.services.guards import (
+    GuardWarnings,
+    PlanCandidate,
+    plan_warnings_refresh,
+    plans_guard,
 )
 
 logger = logging.getLogger("plans.delivery")
@@ -34,6 +42,7 @@ logger = logging.getLogger("plans.delivery")
 #: Fields a dispatcher may set on a plan; everything else is the portal's bookkeeping.
 PLAN_FIELDS = (
     "location",
+    "vehicle",
     "scheduled_start",
     "scheduled_end",
     "target_kind",
@@ -51,6 +60,10 @@ EDITABLE_STATES = (
     PlanState.FAILED,
 )
 RETRYABLE_STATES = (PlanState.FAILED, PlanState.REJECTED, PlanState.RETRYING)
+#: States a dispatcher can call a plan off from (a message on the wire must land first).
+CANCELLABLE_STATES = tuple(
+    s for s in PlanState if s not in CALLED_OFF_STATES and s != PlanState.SENDING
+)
 
 
 class PlanActionError(Exception):
@@ -132,6 +145,10 @@ def _validate_plan(plan: Plan, *, now: datetime | None = None) -> None:
         errors.setdefault("location", []).append(
             f"{plan.location.name} is not active; choose another site."
         )
+    if plan.vehicle_id and not plan.vehicle.is_active:
+        errors.setdefault("vehicle", []).append(
+            f"{plan.vehicle.name} is not active; choose another vehicle."
+        )
     start, end = plan.scheduled_start, plan.scheduled_end
     if start and end and end > start:
         problems = plan_window_errors(
@@ -148,6 +165,26 @@ def _validate_plan(plan: Plan, *, now: datetime | None = None) -> None:
         raise ValidationError(errors)
 
 
+def _guard(plan: Plan, *, accept_warnings, known: set[str] = frozenset()) -> None:
+    """Apply the guards to a plan about to be saved: refuse it on an error; refuse it on a
+    warning the dispatcher has not accepted (``known``: the plan's warnings before this edit,
+    accepted already); keep the warnings on the plan for the pages."""
+    if plan.vehicle_id:
+        # Serialise the vehicle's plans: two saves at once cannot both miss each other.
+        list(Vehicle.objects.select_for_update().filter(pk=plan.vehicle_id).values("pk"))
+    report = plans_guard(candidates=[PlanCandidate.of(plan)])[0]
+    if report.errors:
+        raise ValidationError({f.field: [f.text] for f in report.errors}, code="guard")
+    unaccepted = report.warning_codes - set(accept_warnings) - set(known)
+    if unaccepted:
+        raise GuardWarnings(report.warnings)
+    plan.warnings = report.stored_warnings()
+
+
+def _window(plan: Plan) -> tuple[int, datetime, datetime]:
+    return (plan.location_id, plan.scheduled_start, plan.scheduled_end)
+
+
 @transaction.atomic
 def plan_create(
     *,
@@ -156,12 +193,16 @@ def plan_create(
     scheduled_start: datetime,
     scheduled_end: datetime,
     target_kind: str,
+    vehicle: Vehicle | None = None,
     expected_range_km: int | None = None,
     average_consumption: Decimal | None = None,
     expected_charge_kwh: int | None = None,
     status_note: str = "",
     reason: str = "",
+    accept_warnings: tuple[str, ...] | set[str] = (),
 ) -> Plan:
+    """Save a new draft. Raises ``ValidationError`` (nothing saved) when a rule or a guard's
+    error says no, and ``GuardWarnings`` when a warning is not in ``accept_warnings``."""
     values = _normalise_target(
         {
             "target_kind": target_kind,
@@ -172,6 +213,7 @@ def plan_create(
     )
     plan = Plan(
         location=location,
+        vehicle=vehicle,
         scheduled_start=scheduled_start,
         scheduled_end=scheduled_end,
         status_note=status_note,
@@ -180,7 +222,9 @@ def plan_create(
         **values,
     )
     _validate_plan(plan)
+    _guard(plan, accept_warnings=accept_warnings)
     plan.save()
+    plan_warnings_refresh(windows=[_window(plan)], exclude={plan.pk})
     _record(
         _event(
             plan=plan,
@@ -196,7 +240,14 @@ def plan_create(
 
 @transaction.atomic
 def plan_update(
-    *, plan: Plan, user: AbstractBaseUser, seen_fingerprint: str = "", **changes
+    *,
+    plan: Plan,
+    user: AbstractBaseUser,
+    seen_fingerprint: str = "",
+    accept_warnings: tuple[str, ...] | set[str] = (),
+    reason: str = "",
+    via_schedule: bool = False,
+    **changes,
 ) -> Plan:
     """Apply a dispatcher's edit.
 
@@ -212,7 +263,7 @@ def plan_update(
     # of=self: lock the plan row only, not its site's and user's rows that the join reads.
     plan = (
         Plan.objects.select_for_update(of=("self",))
-        .select_related("location", "updated_by")
+        .select_related("location", "vehicle", "updated_by")
         .get(pk=plan.pk)
     )
     if plan.state not in EDITABLE_STATES:
@@ -230,6 +281,8 @@ def plan_update(
     if all(getattr(plan, field) == value for field, value in changes.items()):
         # Saved without a change: no new revision, and a waiting message stays queued.
         return plan
+    before = _window(plan)
+    known = {w["code"] for w in plan.warnings}
     for field, value in changes.items():
         setattr(plan, field, value)
     from_state = plan.state
@@ -247,10 +300,19 @@ def plan_update(
     plan.state = PlanState.DRAFT
     plan.updated_by = user
     _validate_plan(plan)
+    _guard(plan, accept_warnings=accept_warnings, known=known)
+    detaches = plan.schedule_id is not None and not plan.schedule_detached and not via_schedule
+    if detaches:
+        # Edited on its own: the schedule's later edits leave this plan alone from now on.
+        plan.schedule_detached = True
     plan.save()
-    reason = f"Edited; now revision {plan.revision}." if submitted else "Edited."
+    plan_warnings_refresh(windows=[before, _window(plan)], exclude={plan.pk})
+    text = f"Edited; now revision {plan.revision}." if submitted else "Edited."
     if from_state in (PlanState.QUEUED, PlanState.RETRYING):
-        reason += " The message waiting to be sent was withdrawn."
+        text += " The message waiting to be sent was withdrawn."
+    if detaches:
+        text += " Detached from its schedule: schedule edits no longer change it."
+    reason = f"{reason} {text}".strip()
     _record(
         _event(
             plan=plan,
@@ -264,9 +326,79 @@ def plan_update(
     return plan
 
 
+def plan_accepted_revision(plan: Plan) -> int | None:
+    """The latest revision of the plan that MINT accepted: what MINT holds now."""
+    return (
+        plan.submissions.filter(state=SubmissionState.ACCEPTED)
+        .order_by("-revision")
+        .values_list("revision", flat=True)
+        .first()
+    )
+
+
+@transaction.atomic
+def plan_cancel(*, plan: Plan, user: AbstractBaseUser | None, reason: str, actor: str = "") -> Plan:
+    """Call a plan off. MINT's API has no cancel, so: a plan MINT never accepted is *withdrawn*
+    (a message still waiting never goes); a plan with an accepted revision is *cancelled* in
+    the portal, and MINT still holds that revision until someone there removes it.
+
+    ``reason`` is required: history says who called it off and why.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": ["Say why the plan is called off."]})
+    plan = Plan.objects.select_for_update(of=("self",)).get(pk=plan.pk)
+    if plan.state in CALLED_OFF_STATES:
+        raise PlanActionError(f"Plan {plan.pk} is already {plan.get_state_display().lower()}.")
+    if plan.state == PlanState.SENDING:
+        raise PlanActionError(
+            "This plan is being sent to MINT right now. Wait a moment, then cancel it."
+        )
+    now = timezone.now()
+    withdrawn = Submission.objects.filter(
+        plan=plan, state__in=[SubmissionState.QUEUED, SubmissionState.RETRYING]
+    ).update(state=SubmissionState.WITHDRAWN, finished_at=now)
+    if plan.state in (PlanState.QUEUED, PlanState.RETRYING) and not withdrawn:
+        raise PlanActionError(
+            "This plan is being sent to MINT right now. Wait a moment, then cancel it."
+        )
+    held = plan_accepted_revision(plan)
+    from_state = plan.state
+    plan.state = PlanState.CANCELLED if held else PlanState.WITHDRAWN
+    if user is not None:
+        plan.updated_by = user
+    plan.warnings = []
+    plan.save(update_fields=["state", "updated_by", "updated_at", "warnings"])
+    plan_warnings_refresh(windows=[_window(plan)], exclude={plan.pk})
+    if held:
+        text = (
+            f"Cancelled in the portal: {reason} MINT's API has no cancel, so MINT still holds "
+            f"revision {held}."
+        )
+    else:
+        text = f"Withdrawn: {reason} MINT never accepted this plan."
+    if withdrawn:
+        text += " The message waiting to be sent was withdrawn and will not go."
+    _record(
+        _event(
+            plan=plan,
+            action=PlanEvent.Action.CANCELLED if held else PlanEvent.Action.WITHDRAWN,
+            from_state=from_state,
+            to_state=plan.state,
+            user=user,
+            actor=actor,
+            reason=text,
+            at=now,
+        )
+    )
+    return plan
+
+
 def default_status_text(plan: Plan, user: AbstractBaseUser) -> str:
-    """The tracing text sent as ``status`` when the dispatcher wrote none (spec §3.2.5)."""
-    return f"mintportal plan {plan.pk} rev {plan.revision} by {user.get_username()}"
+    """The tracing text sent as ``status`` when the dispatcher wrote none (spec §3.2.5); it
+    names the vehicle first, so MINT-side traces say which bus (the payload has no field)."""
+    text = f"mintportal plan {plan.pk} rev {plan.revision} by {user.get_username()}"
+    return f"{plan.vehicle.name} · {text}" if plan.vehicle_id else text
 
 
 def plan_payload(
@@ -290,7 +422,11 @@ def plan_payload(
 @transaction.atomic
 def plan_submit(*, plan: Plan, user: AbstractBaseUser) -> Submission:
     """Queue the plan's current revision for delivery: state change and outbox row together."""
-    plan = Plan.objects.select_for_update(of=("self",)).select_related("location").get(pk=plan.pk)
+    plan = (
+        Plan.objects.select_for_update(of=("self",))
+        .select_related("location", "vehicle")
+        .get(pk=plan.pk)
+    )
     if plan.state != PlanState.DRAFT:
         raise PlanActionError(
             f"Only drafts can be submitted; this plan is {plan.get_state_display().lower()}."
