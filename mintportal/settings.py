@@ -247,3 +247,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.server": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
+
+# --- Fleet -------------------------------------------------------------------------------------
+# Schedules turn into plans this many days ahead (the worker does it as part of its loop).
+SCHEDULE_HORIZON_DAYS = env.int("SCHEDULE_HORIZON_DAYS", default=7)
+if not 1 <= SCHEDULE_HORIZON_DAYS <= 60:
+    raise ImproperlyConfigured(
+        f"SCHEDULE_HORIZON_DAYS must be between 1 and 60 days, not {SCHEDULE_HORIZON_DAYS}."
+    )
+# Said to a dispatcher who cancels a plan MINT has already accepted: MINT's API has no cancel,
+# so someone at MINT's side must be told. Name who, and how to reach them.
+CANCEL_NOTICE = env.str(
+    "CANCEL_NOTICE",
+    default="If the vehicle will not come, tell the site's MINT operator so they can remove "
+    "the plan on their side.",
+)

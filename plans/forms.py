@@ -19,10 +19,12 @@ from plans.models import (
     Plan,
     PlanState,
     TargetKind,
+    Vehicle,
     plan_window_errors,
     validate_one_line_text,
 )
 from plans.selectors import PlanFilters
+from plans.services.guards import WARNING_CODES, Finding
 from plans.timezones import LocalTimeError, local_to_utc, utc_to_wall
 
 LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
@@ -45,6 +47,8 @@ SERVICE_FIELD_TO_FORM_FIELD = {
     "scheduled_end": "end_local",
 }
 _LEADING_NAME = re.compile(r"^\s*([a-z][A-Za-z]*)\s*:")
+#: Fields a guard's warning can be shown beside (``Finding.field``).
+_GUARDED_FIELDS = ("vehicle", "location", "start_local", "expected_range_km", "expected_charge_kwh")
 
 
 class LocalDateTimeField(forms.Field):
@@ -76,7 +80,20 @@ class LocationChoiceField(forms.ModelChoiceField):
         return f"{obj.name} · {obj.mint_location_id} · {obj.time_zone}"
 
 
+class VehicleChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Vehicle) -> str:
+        return f"{obj.name} · {obj.battery_kwh:.0f} kWh · {obj.home_location.name}"
+
+
 class PlanForm(forms.Form):
+    vehicle = VehicleChoiceField(
+        label="Vehicle",
+        queryset=Vehicle.objects.none(),
+        required=False,
+        empty_label="No vehicle",
+        help_text="Picking one fills in its home site and consumption; its plans may not overlap.",
+        error_messages={"invalid_choice": "There is no such vehicle; choose one from the list."},
+    )
     location = LocationChoiceField(
         label="Site",
         queryset=Location.objects.none(),
@@ -145,6 +162,11 @@ class PlanForm(forms.Form):
 
     #: The plan's content fingerprint when the form was opened (edit only): see plan_update.
     seen = forms.CharField(widget=forms.HiddenInput, required=False)
+    #: The guards' warnings shown on the last try, and whether to save in spite of them.
+    warnings_shown = forms.CharField(widget=forms.HiddenInput, required=False)
+    save_anyway = forms.BooleanField(
+        label="Save anyway: I have read the warnings above", required=False
+    )
 
     def __init__(self, *args, mint_messages: list[str] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -153,10 +175,16 @@ class PlanForm(forms.Form):
         # the service then says plainly that the site is no longer active.
         current_pk = current.pk if isinstance(current, Location) else current
         self.fields["location"].queryset = selectors.plan_form_locations(current_pk=current_pk)
+        vehicle = self.initial.get("vehicle")
+        self.fields["vehicle"].queryset = selectors.plan_form_vehicles(
+            current_pk=vehicle.pk if isinstance(vehicle, Vehicle) else vehicle
+        )
+        self.guard_warnings: list[Finding] = []
         self.has_mint_messages = bool(mint_messages)
         self.mint_top_messages: list[str] = []
         for field in self.fields.values():
             field.mint_notes = []
+            field.guard_notes = []
         for message in mint_messages or []:
             name = mint_message_field(message)
             if name:
@@ -171,12 +199,14 @@ class PlanForm(forms.Form):
         Django links only help and errors; an id that is not on the page is ignored by readers.
         """
         for name, field in self.fields.items():
-            if name == "target_kind":
+            if name in ("target_kind", "save_anyway"):
                 continue
             auto_id = self[name].auto_id
             parts = ["error"]
             if field.mint_notes:
                 parts.append("mint")
+            if name in _GUARDED_FIELDS:
+                parts.append("warning")
             if name in ("start_local", "end_local"):
                 parts.append("utc")
             if field.help_text:
@@ -188,6 +218,7 @@ class PlanForm(forms.Form):
         """The form's initial values: the plan's times on its site's clock."""
         zone = plan.location.time_zone
         return {
+            "vehicle": plan.vehicle,
             "location": plan.location,
             "start_local": utc_to_wall(plan.scheduled_start, zone),
             "end_local": utc_to_wall(plan.scheduled_end, zone),
@@ -202,6 +233,37 @@ class PlanForm(forms.Form):
     def site_zones(self) -> dict[str, str]:
         """``{location pk: IANA zone}`` for the page's script that shows UTC beside each time."""
         return {str(loc.pk): loc.time_zone for loc in self.fields["location"].queryset}
+
+    def vehicle_facts(self) -> dict[str, dict]:
+        """What the page's script needs to fill in the site and consumption when a vehicle is
+        picked, and to convert kWh and km both ways."""
+        return {
+            str(v.pk): {
+                "name": v.name,
+                "site": str(v.home_location_id),
+                "consumption": f"{v.default_consumption:f}",
+                "battery": f"{v.battery_kwh:f}",
+                "kw": f"{v.max_charge_kw:f}",
+            }
+            for v in self.fields["vehicle"].queryset
+        }
+
+    def show_warnings(self, warnings: list[Finding]) -> None:
+        """Put the guards' warnings beside the fields they are about and offer "save anyway",
+        which then accepts exactly these."""
+        self.guard_warnings = warnings
+        for warning in warnings:
+            self.fields[warning.field].guard_notes.append(warning.text)
+        self.data = self.data.copy()
+        self.data[self.add_prefix("warnings_shown")] = ",".join(sorted(w.code for w in warnings))
+        self.data[self.add_prefix("save_anyway")] = ""
+
+    def accepted_warnings(self) -> set[str]:
+        """The warnings the dispatcher chose to save in spite of: the ones shown, if ticked."""
+        if not self.cleaned_data.get("save_anyway"):
+            return set()
+        shown = set(self.cleaned_data.get("warnings_shown", "").split(","))
+        return shown & set(WARNING_CODES)
 
     def _typed(self, name: str) -> bool:
         """Whether the dispatcher put anything in ``name``, valid or not."""
@@ -279,6 +341,7 @@ class PlanForm(forms.Form):
         clear the fields of the target not chosen)."""
         data = self.cleaned_data
         return {
+            "vehicle": data.get("vehicle"),
             "location": data["location"],
             "scheduled_start": data["scheduled_start"],
             "scheduled_end": data["scheduled_end"],
@@ -301,6 +364,17 @@ class PlanForm(forms.Form):
                 name = None
             for message in messages:
                 self.add_error(name, message)
+
+
+class PlanCancelForm(forms.Form):
+    reason = forms.CharField(
+        label="Why is it called off?",
+        max_length=500,
+        validators=[validate_one_line_text],
+        widget=forms.TextInput(attrs={"placeholder": "e.g. bus in the workshop"}),
+        help_text="Kept in the plan's history with your name.",
+        error_messages={"required": "Say why the plan is called off."},
+    )
 
 
 def mint_message_field(message: str) -> str | None:
@@ -335,9 +409,18 @@ class PlanFilterForm(forms.Form):
         empty_label="All sites",
         error_messages={"invalid_choice": "There is no such site; choose one from the list."},
     )
+    #: Set by the links on the vehicle pages ("bus 12's plans"); a hidden field, so the list
+    #: does not read every vehicle for a menu (search also finds a vehicle by name).
+    vehicle = forms.ModelChoiceField(
+        label="Vehicle",
+        queryset=Vehicle.objects.all(),
+        required=False,
+        widget=forms.HiddenInput,
+        error_messages={"invalid_choice": "There is no such vehicle; choose one from the list."},
+    )
     state = forms.ChoiceField(
         label="State",
-        choices=[("", "All states"), *PlanState.choices],
+        choices=[("", "All but called off"), *PlanState.choices],
         required=False,
         error_messages={"invalid_choice": "There is no such state; choose one from the list."},
     )
@@ -348,6 +431,7 @@ class PlanFilterForm(forms.Form):
             ("delivered", "Delivered"),
             ("pending", "Pending"),
             ("failed", "Failed or rejected"),
+            ("called_off", "Withdrawn or cancelled"),
         ],
         required=False,
         error_messages={"invalid_choice": "Choose one of the listed delivery states."},
@@ -363,7 +447,10 @@ class PlanFilterForm(forms.Form):
         required=False,
         max_length=100,
         widget=forms.TextInput(
-            attrs={"type": "search", "placeholder": "Site, MINT ID, note, plan no., transactionId"}
+            attrs={
+                "type": "search",
+                "placeholder": "Site, vehicle, MINT ID, note, plan no., transactionId",
+            }
         ),
     )
 
@@ -379,8 +466,10 @@ class PlanFilterForm(forms.Form):
         """The filters of a valid form."""
         data = self.cleaned_data
         site = data.get("site")
+        vehicle = data.get("vehicle")
         return PlanFilters(
             location_id=site.pk if site else None,
+            vehicle_id=vehicle.pk if vehicle else None,
             state=data.get("state") or "",
             delivery=data.get("delivery") or "",
             day=data.get("day"),

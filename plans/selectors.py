@@ -12,6 +12,7 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from plans.models import (
+    CALLED_OFF_STATES,
     PENDING_STATES,
     DeliveryAttempt,
     HealthCheck,
@@ -23,6 +24,7 @@ from plans.models import (
     PlanStateCount,
     Submission,
     SubmissionState,
+    Vehicle,
     WorkerHeartbeat,
 )
 
@@ -31,6 +33,7 @@ DELIVERY_GROUPS = {
     "delivered": [PlanState.ACCEPTED],
     "pending": list(PENDING_STATES),
     "failed": [PlanState.FAILED, PlanState.REJECTED],
+    "called_off": list(CALLED_OFF_STATES),
 }
 
 
@@ -54,6 +57,8 @@ class PlanRow:
     site_name: str
     site_code: str
     time_zone: str
+    vehicle_name: str | None
+    warnings: list[dict]
 
 
 #: The columns of a ``PlanRow``, in its field order.
@@ -70,6 +75,8 @@ PLAN_ROW_COLUMNS = (
     "location__name",
     "location__mint_location_id",
     "location__time_zone",
+    "vehicle__name",
+    "warnings",
 )
 
 
@@ -80,6 +87,7 @@ def _plan_rows(plans: QuerySet[Plan]) -> list[PlanRow]:
 @dataclass(frozen=True)
 class PlanFilters:
     location_id: int | None = None
+    vehicle_id: int | None = None
     state: str = ""
     delivery: str = ""
     day: date | None = None
@@ -91,10 +99,15 @@ def plan_list(*, filters: PlanFilters) -> QuerySet[Plan]:
     plans = Plan.objects.all()
     if filters.location_id:
         plans = plans.filter(location_id=filters.location_id)
+    if filters.vehicle_id:
+        plans = plans.filter(vehicle_id=filters.vehicle_id)
     if filters.state:
         plans = plans.filter(state=filters.state)
     if filters.delivery in DELIVERY_GROUPS:
         plans = plans.filter(state__in=DELIVERY_GROUPS[filters.delivery])
+    elif not filters.state:
+        # Withdrawn and cancelled plans are out of the way unless asked for by a filter.
+        plans = plans.exclude(state__in=CALLED_OFF_STATES)
     if filters.day:
         # A day in UTC: the list shows each row's local time, but the filter must be one range.
         start = datetime.combine(filters.day, datetime.min.time(), tzinfo=ZoneInfo("UTC"))
@@ -105,7 +118,10 @@ def plan_list(*, filters: PlanFilters) -> QuerySet[Plan]:
         sites = Location.objects.filter(
             Q(name__icontains=q) | Q(mint_location_id__icontains=q)
         ).values("pk")
-        match = Q(location_id__in=sites) | Q(status_note__icontains=q)
+        vehicles = Vehicle.objects.filter(
+            Q(name__icontains=q) | Q(registration__icontains=q)
+        ).values("pk")
+        match = Q(location_id__in=sites) | Q(vehicle_id__in=vehicles) | Q(status_note__icontains=q)
         if q.isascii() and q.isdigit():
             match |= Q(pk=int(q))
         with contextlib.suppress(ValueError):
@@ -199,7 +215,9 @@ def plans_starting_soon(*, hours: int = 24, limit: int = 20) -> list[PlanRow]:
     return _plan_rows(
         Plan.objects.filter(
             scheduled_start__gte=now, scheduled_start__lt=now + timedelta(hours=hours)
-        ).order_by("scheduled_start", "id")[:limit]
+        )
+        .exclude(state__in=CALLED_OFF_STATES)
+        .order_by("scheduled_start", "id")[:limit]
     )
 
 
@@ -209,8 +227,16 @@ def plan_form_locations(*, current_pk: int | None = None) -> QuerySet[Location]:
     return Location.objects.filter(sites).order_by("name")
 
 
+def plan_form_vehicles(*, current_pk: int | None = None) -> QuerySet[Vehicle]:
+    """The vehicles a plan can name: the active ones, and the plan's own even if inactive."""
+    vehicles = Q(is_active=True) | Q(pk=current_pk) if current_pk else Q(is_active=True)
+    return Vehicle.objects.filter(vehicles).select_related("home_location").order_by("name")
+
+
 def plan_detail(*, pk: int) -> Plan:
-    return Plan.objects.select_related("location", "created_by", "updated_by").get(pk=pk)
+    return Plan.objects.select_related(
+        "location", "vehicle", "schedule", "created_by", "updated_by"
+    ).get(pk=pk)
 
 
 def plan_events(*, plan: Plan) -> list[PlanEvent]:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("plans/<int:pk>/edit/", views.plan_edit, name="plan_edit"),
     path("plans/<int:pk>/submit/", views.plan_submit, name="plan_submit"),
     path("plans/<int:pk>/retry/", views.plan_retry, name="plan_retry"),
+    path("plans/<int:pk>/cancel/", views.plan_cancel, name="plan_cancel"),
     path("plans/<int:pk>/status/", views.plan_status, name="plan_status"),
     path("mint-health/", views.mint_health, name="mint_health"),
 ]

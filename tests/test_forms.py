@@ -98,6 +98,7 @@ def test_it_accepts_a_range_plan_and_gives_the_service_its_values(brussels):
 
     assert form.is_valid(), form.errors
     assert form.plan_values() == {
+        "vehicle": None,
         "location": brussels,
         "scheduled_start": datetime(NEXT_YEAR, 1, 15, 9, 0, tzinfo=UTC),
         "scheduled_end": datetime(NEXT_YEAR, 1, 15, 13, 0, tzinfo=UTC),

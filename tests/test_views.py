@@ -424,6 +424,7 @@ def test_it_draws_each_list_row_with_link_target_state_and_a_tick_box_for_drafts
                 tick = f'<td class="col-check">{box}</td>'
             assertInHTML(
                 f'<tr>{tick}<td class="num"><a href="/plans/{plan.pk}/">{plan.pk}</a></td>'
+                '<td><span class="muted">—</span></td>'
                 "<td>Brussels Depot<br>"
                 '<span class="muted small">BE-BRU-01</span></td>'
                 f"<td>{when}</td><td>{target}</td>"

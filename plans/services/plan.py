@@ -266,6 +266,11 @@ def plan_update(
         .select_related("location", "vehicle", "updated_by")
         .get(pk=plan.pk)
     )
+    if plan.state in CALLED_OFF_STATES:
+        raise PlanActionError(
+            f"Plan {plan.pk} is {plan.get_state_display().lower()}, so it cannot be edited; "
+            f"duplicate it to plan this stay again."
+        )
     if plan.state not in EDITABLE_STATES:
         raise PlanActionError(
             "This plan is being sent to MINT right now. Wait a moment, then edit it."

@@ -307,14 +307,31 @@ def _plan_url() -> Callable[[int], str]:
 _LIST_ROW = (
     "<tr>{}"
     '<td class="num"><a href="{}">{}</a></td>'
+    "<td>{}</td>"
     '<td>{}<br><span class="muted small">{}</span></td>'
     '<td><a href="{}" title="{}" class="row-link">{}</a><br>'
     '<span class="muted small">{}</span></td>'
-    "<td>{}</td>"
+    "<td>{}{}</td>"
     "<td>{}</td>"
     '<td class="num">{}</td>'
     "</tr>"
 )
+_NO_VEHICLE = SafeString('<span class="muted">—</span>')
+_WARNING_LINE = '<br><span class="row-warning">⚠ {}{}</span>'
+
+
+def _vehicle_cell(row: PlanRow) -> object:
+    return row.vehicle_name if row.vehicle_name else _NO_VEHICLE
+
+
+def _warning_line(row: PlanRow) -> SafeString:
+    """The guards' first warning in a plain sentence, and how many more there are."""
+    if not row.warnings:
+        return SafeString()
+    more = len(row.warnings) - 1
+    return _html(_WARNING_LINE, row.warnings[0]["text"], f" (+{more} more)" if more else "")
+
+
 _TICK_CELL = (
     '<td class="col-check"><input type="checkbox" name="plan" value="{}" id="select-{}" '
     'aria-label="Select plan {}"></td>'
@@ -341,6 +358,7 @@ def plan_list_rows(rows: list[PlanRow], can_submit: bool) -> SafeString:
                 tick,
                 url,
                 row.pk,
+                _vehicle_cell(row),
                 row.site_name,
                 row.site_code,
                 url,
@@ -348,6 +366,7 @@ def plan_list_rows(rows: list[PlanRow], can_submit: bool) -> SafeString:
                 window_local(row.scheduled_start, row.scheduled_end, row.time_zone),
                 utc_text,
                 target_summary(row),
+                _warning_line(row),
                 state_badge(row.state),
                 row.revision,
             )
@@ -359,9 +378,10 @@ _SOON_ROW = (
     "<tr>"
     '<td class="num"><a href="{}">{}</a></td>'
     "<td>{}</td>"
+    "<td>{}</td>"
     '<td><a href="{}" title="{}">{}</a></td>'
     '<td class="nowrap">{}</td>'
-    "<td>{}</td>"
+    "<td>{}{}</td>"
     "<td>{}</td>"
     "</tr>"
 )
@@ -379,12 +399,14 @@ def plan_soon_rows(rows: list[PlanRow]) -> SafeString:
                 _SOON_ROW,
                 url,
                 row.pk,
+                _vehicle_cell(row),
                 row.site_name,
                 url,
                 window_utc(row.scheduled_start, row.scheduled_end),
                 window_local(row.scheduled_start, row.scheduled_end, row.time_zone),
                 starts_in(row.scheduled_start),
                 target_summary(row),
+                _warning_line(row),
                 state_badge(row.state),
             )
         )

@@ -3,6 +3,7 @@ redirect or render. Re-exported here for ``plans.urls``."""
 
 from plans.views.dashboard import dashboard, healthz, mint_health
 from plans.views.plans import (
+    plan_cancel,
     plan_create,
     plan_detail,
     plan_edit,
@@ -17,6 +18,7 @@ __all__ = [
     "dashboard",
     "healthz",
     "mint_health",
+    "plan_cancel",
     "plan_create",
     "plan_detail",
     "plan_edit",

@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -12,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from plans import selectors, services
-from plans.forms import PlanFilterForm, PlanForm
+from plans.forms import PlanCancelForm, PlanFilterForm, PlanForm
 from plans.models import PENDING_STATES, Plan, PlanState
 from plans.views.common import (
     CHANGE_PERM,
@@ -74,14 +75,18 @@ def _save_and_maybe_submit(
     submit = request.POST.get("action") == "submit"
     if submit:
         require(request, SUBMIT_PERM)
+    accept = form.accepted_warnings()
     with transaction.atomic():
         if plan is None:
-            plan = services.plan_create(user=request.user, reason=reason, **form.plan_values())
+            plan = services.plan_create(
+                user=request.user, reason=reason, accept_warnings=accept, **form.plan_values()
+            )
         else:
             plan = services.plan_update(
                 plan=plan,
                 user=request.user,
                 seen_fingerprint=form.cleaned_data.get("seen", ""),
+                accept_warnings=accept,
                 **form.plan_values(),
             )
         if submit and plan.state != PlanState.DRAFT:
@@ -122,6 +127,8 @@ def plan_create(request: HttpRequest) -> HttpResponse:
         reason = f"Copied from plan {copied_from.pk}." if copied_from else ""
         try:
             plan = _save_and_maybe_submit(request, form, None, reason=reason)
+        except services.GuardWarnings as exc:
+            form.show_warnings(exc.warnings)
         except ValidationError as exc:
             form.add_service_errors(exc)
         except services.PlanActionError as exc:
@@ -155,6 +162,8 @@ def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             plan = _save_and_maybe_submit(request, form, plan)
+        except services.GuardWarnings as exc:
+            form.show_warnings(exc.warnings)
         except ValidationError as exc:
             form.add_service_errors(exc)
             if getattr(exc, "code", None) == "edit_conflict":
@@ -180,6 +189,35 @@ def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
             "withdraws_message": plan.state in (PlanState.QUEUED, PlanState.RETRYING),
             "is_sending": plan.state == PlanState.SENDING,
             **abilities(request),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def plan_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask why, say what will happen (MINT's API has no cancel), then call the plan off."""
+    require(request, CHANGE_PERM)
+    plan = plan_or_404(pk)
+    form = PlanCancelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            plan = services.plan_cancel(
+                plan=plan, user=request.user, reason=form.cleaned_data["reason"]
+            )
+        except services.PlanActionError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, plan.events.last().reason)
+        return redirect("plans:plan_detail", pk=plan.pk)
+    return render(
+        request,
+        "plans/plan_cancel.html",
+        {
+            "plan": plan,
+            "form": form,
+            "held_revision": services.plan_accepted_revision(plan),
+            "cancellable": plan.state in services.CANCELLABLE_STATES,
+            "cancel_notice": settings.CANCEL_NOTICE,
         },
     )
 
@@ -255,7 +293,7 @@ def _payload_preview(request: HttpRequest, plan: Plan) -> dict | None:
 def _status_context(request: HttpRequest, plan: Plan) -> dict:
     submissions = selectors.plan_submissions(plan=plan)
     current = next((s for s in submissions if s.revision == plan.revision), None)
-    return {
+    context = {
         "plan": plan,
         "is_final": plan.is_final,
         "events": selectors.plan_events(plan=plan),
@@ -264,6 +302,10 @@ def _status_context(request: HttpRequest, plan: Plan) -> dict:
         "zone": plan.location.time_zone,
         **abilities(request),
     }
+    if plan.state == PlanState.CANCELLED:
+        context["held_revision"] = services.plan_accepted_revision(plan)
+        context["cancel_notice"] = settings.CANCEL_NOTICE
+    return context
 
 
 @require_GET

@@ -46,34 +46,105 @@
     radio.addEventListener("change", showTarget);
   });
 
-  // --- estimated energy ---------------------------------------------------------------------
+  // --- vehicle: fills site and consumption; kWh <-> km both ways ------------------------------
 
+  var vehicles = {};
+  var vehiclesElement = document.getElementById("vehicle-facts");
+  if (vehiclesElement) {
+    try {
+      vehicles = JSON.parse(vehiclesElement.textContent);
+    } catch (e) {
+      vehicles = {};
+    }
+  }
+  var vehicleSelect = document.getElementById("id_vehicle");
   var rangeInput = document.getElementById("id_expected_range_km");
   var consumptionInput = document.getElementById("id_average_consumption");
+  var chargeInput = document.getElementById("id_expected_charge_kwh");
   var estimate = document.getElementById("energy-estimate");
+  var rangeEstimate = document.getElementById("range-estimate");
+
+  function chosenVehicle() {
+    return vehicleSelect ? vehicles[vehicleSelect.value] : undefined;
+  }
+
+  function number(text) {
+    return parseFloat(String(text || "").replace(",", "."));
+  }
+
+  function round(value) {
+    return value.toLocaleString("en-GB", { maximumFractionDigits: 0 });
+  }
+
+  function batteryNote(kwh, vehicle) {
+    if (vehicle && kwh > number(vehicle.battery)) {
+      return " — more than " + vehicle.name + "'s " + round(number(vehicle.battery)) + " kWh battery";
+    }
+    return "";
+  }
 
   function updateEstimate() {
-    if (!estimate || !rangeInput || !consumptionInput) {
-      return;
+    var vehicle = chosenVehicle();
+    if (estimate && rangeInput && consumptionInput) {
+      var range = number(rangeInput.value);
+      var consumption = number(consumptionInput.value);
+      var fromVehicle = !(consumption > 0) && vehicle;
+      if (fromVehicle) {
+        consumption = number(vehicle.consumption);
+      }
+      if (chosenTarget() === "range" && range > 0 && consumption > 0) {
+        var kwh = (range * consumption) / 100;
+        estimate.textContent =
+          "Estimated energy: ≈ " +
+          kwh.toLocaleString("en-GB", { maximumFractionDigits: 1 }) +
+          " kWh" +
+          (fromVehicle ? " at " + vehicle.name + "'s " + consumption + " kWh/100 km" : "") +
+          batteryNote(kwh, vehicle);
+      } else {
+        estimate.textContent = "";
+      }
     }
-    var range = parseFloat(rangeInput.value);
-    var consumption = parseFloat(String(consumptionInput.value).replace(",", "."));
-    if (chosenTarget() === "range" && range > 0 && consumption > 0) {
-      var kwh = (range * consumption) / 100;
-      estimate.textContent =
-        "Estimated energy: ≈ " +
-        kwh.toLocaleString("en-GB", { maximumFractionDigits: 1 }) +
-        " kWh";
-    } else {
-      estimate.textContent = "";
+    if (rangeEstimate && chargeInput) {
+      var charge = number(chargeInput.value);
+      if (chosenTarget() === "charge" && charge > 0 && vehicle) {
+        var perHundred = number(vehicle.consumption);
+        rangeEstimate.textContent =
+          "Enough for ≈ " +
+          round((charge * 100) / perHundred) +
+          " km at " +
+          vehicle.name +
+          "'s " +
+          perHundred +
+          " kWh/100 km" +
+          batteryNote(charge, vehicle);
+      } else {
+        rangeEstimate.textContent = "";
+      }
     }
   }
 
-  [rangeInput, consumptionInput].forEach(function (input) {
+  [rangeInput, consumptionInput, chargeInput].forEach(function (input) {
     if (input) {
       input.addEventListener("input", updateEstimate);
     }
   });
+
+  if (vehicleSelect) {
+    vehicleSelect.addEventListener("change", function () {
+      var vehicle = chosenVehicle();
+      if (vehicle) {
+        var site = document.getElementById("id_location");
+        if (site && site.value !== vehicle.site) {
+          site.value = vehicle.site;
+          site.dispatchEvent(new Event("change"));
+        }
+        if (consumptionInput && !consumptionInput.value) {
+          consumptionInput.value = String(number(vehicle.consumption));
+        }
+      }
+      updateEstimate();
+    });
+  }
 
   // --- local time → UTC in the site's zone --------------------------------------------------
 
