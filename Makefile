@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 # here and in CI), where claims use SKIP LOCKED and the token refresh a row lock; tests marked
 # `postgres` run only there.
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
-POSTGRES_TESTS := tests/test_models.py tests/test_services.py tests/test_delivery.py tests/test_worker_processes.py
+POSTGRES_TESTS := tests/test_models.py tests/test_services.py tests/test_delivery.py tests/test_worker_processes.py \
+	tests/test_guards.py tests/test_schedules.py
 
 .PHONY: run test lint format bench clean
 

@@ -1,4 +1,4 @@
-"""Django admin: sites are edited here; everything about plans is read-only.
+"""Django admin: sites and vehicles are edited here; everything about plans is read-only.
 
 Plans change only through ``plans.services`` (the portal's pages), which keep the history,
 the outbox and the revision rules together. An admin form saving a plan directly would bypass
@@ -16,9 +16,13 @@ from plans.models import (
     Location,
     Plan,
     PlanEvent,
+    Schedule,
+    ScheduleEvent,
     Submission,
+    Vehicle,
     WorkerHeartbeat,
 )
+from plans.services.guards import plan_warnings_refresh_for
 
 
 class ReadOnlyAdminMixin:
@@ -43,10 +47,77 @@ class ReadOnlyAdminMixin:
 
 @admin.register(Location)
 class LocationAdmin(admin.ModelAdmin):
-    list_display = ("name", "mint_location_id", "time_zone", "is_active")
+    list_display = (
+        "name",
+        "mint_location_id",
+        "time_zone",
+        "charge_points",
+        "charge_point_kw",
+        "is_active",
+    )
     list_filter = ("is_active",)
     search_fields = ("name", "mint_location_id")
     ordering = ("name",)
+
+    def save_model(self, request: HttpRequest, obj: Location, form, change: bool) -> None:
+        """Charge points and their power feed the guards: the site's coming plans are checked
+        again, so their warnings say what is true now."""
+        super().save_model(request, obj, form, change)
+        if change:
+            plan_warnings_refresh_for(site=obj)
+
+
+@admin.register(Vehicle)
+class VehicleAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "registration",
+        "battery_kwh",
+        "default_consumption",
+        "max_charge_kw",
+        "home_location",
+        "is_active",
+    )
+    list_filter = ("is_active", "home_location")
+    list_select_related = ("home_location",)
+    search_fields = ("name", "registration")
+    ordering = ("name",)
+
+    def save_model(self, request: HttpRequest, obj: Vehicle, form, change: bool) -> None:
+        """Battery, consumption and power feed the guards: the vehicle's coming plans are
+        checked again, so their warnings say what is true now."""
+        super().save_model(request, obj, form, change)
+        if change:
+            plan_warnings_refresh_for(vehicle=obj)
+
+
+class ScheduleEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = ScheduleEvent
+    fields = ("at", "action", "occurrence_date", "actor", "text")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Schedules change through the portal, which shows what an edit does to their plans
+    before doing it."""
+
+    list_display = (
+        "id",
+        "vehicle",
+        "location",
+        "weekdays",
+        "arrive_at",
+        "depart_at",
+        "valid_from",
+        "valid_until",
+    )
+    list_filter = ("location",)
+    list_select_related = ("vehicle", "location")
+    search_fields = ("vehicle__name", "location__name")
+    inlines = (ScheduleEventInline,)
 
 
 class PlanEventInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -63,6 +134,7 @@ class PlanEventInline(ReadOnlyAdminMixin, admin.TabularInline):
 class PlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
+        "vehicle",
         "location",
         "scheduled_start",
         "target",
@@ -71,8 +143,13 @@ class PlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "updated_at",
     )
     list_filter = ("state", "location", "scheduled_start")
-    list_select_related = ("location",)
-    search_fields = ("transaction_id", "location__name", "location__mint_location_id")
+    list_select_related = ("location", "vehicle")
+    search_fields = (
+        "transaction_id",
+        "location__name",
+        "location__mint_location_id",
+        "vehicle__name",
+    )
     readonly_fields = (
         "portal_link",
         "transaction_id",
@@ -85,6 +162,7 @@ class PlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     fields = (
         "portal_link",
+        "vehicle",
         "location",
         "scheduled_start",
         "scheduled_end",

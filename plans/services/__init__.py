@@ -4,6 +4,7 @@ Views, the admin, management commands and the worker call these functions and no
 writes. Each function is keyword-only and atomic; history rows are only ever appended.
 
 - ``plan``: create, edit, submit, retry and cancel plans; the history and state counters
+- ``schedules``: weekly schedules, their exceptions, and materialising them into plans
 - ``guards``: the one place that says whether a plan can work (overlap, energy, chargers)
 - ``delivery``: the outbox — claims, leases, what MINT answered, backoff, overdue messages
 - ``token``: MINT's access token in one row shared by every worker, and the client using it
@@ -44,6 +45,20 @@ from plans.services.plan import (
     plan_update,
     plans_submit,
 )
+from plans.services.schedules import (
+    SCHEDULE_FIELDS,
+    schedule_create,
+    schedule_effect,
+    schedule_end,
+    schedule_except,
+    schedule_exception_lift,
+    schedule_preview,
+    schedule_spec,
+    schedule_summary,
+    schedule_update,
+    schedule_validate,
+    schedules_materialize,
+)
 from plans.services.token import DatabaseTokenStore, mint_client
 
 __all__ = [
@@ -51,6 +66,7 @@ __all__ = [
     "EDITABLE_STATES",
     "PLAN_FIELDS",
     "RETRYABLE_STATES",
+    "SCHEDULE_FIELDS",
     "DatabaseTokenStore",
     "DeliveryResult",
     "GuardWarnings",
@@ -73,6 +89,17 @@ __all__ = [
     "plan_warnings_refresh",
     "plans_guard",
     "plans_submit",
+    "schedule_create",
+    "schedule_effect",
+    "schedule_end",
+    "schedule_except",
+    "schedule_exception_lift",
+    "schedule_preview",
+    "schedule_spec",
+    "schedule_summary",
+    "schedule_update",
+    "schedule_validate",
+    "schedules_materialize",
     "submissions_claim",
     "submissions_fail_overdue",
     "submissions_record_outcomes",

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Q
+from django.db.models import Max, Min, Q
+from django.utils import timezone
 
 from plans.models import (
     CALLED_OFF_STATES,
@@ -408,3 +409,25 @@ def plan_warnings_refresh(
             changed.append(plan)
     Plan.objects.bulk_update(changed, ["warnings"])
     return len(changed)
+
+
+def plan_warnings_refresh_for(
+    *, vehicle: Vehicle | None = None, site: Location | None = None
+) -> int:
+    """Work out again the warnings of the vehicle's or the site's plans that have not ended,
+    after an administrator changed its battery, power or charge points."""
+    plans = Plan.objects.filter(scheduled_end__gt=timezone.now()).exclude(
+        state__in=CALLED_OFF_STATES
+    )
+    if vehicle is not None:
+        plans = plans.filter(vehicle=vehicle)
+    if site is not None:
+        plans = plans.filter(location=site)
+    spans = (
+        plans.order_by()
+        .values("location_id")
+        .annotate(start=Min("scheduled_start"), end=Max("scheduled_end"))
+    )
+    return plan_warnings_refresh(
+        windows=[(span["location_id"], span["start"], span["end"]) for span in spans]
+    )

@@ -1,0 +1,71 @@
+"""Django admin: vehicles and sites are edited there, and the guards follow; plans and
+schedules cannot be written there, so nothing bypasses the guards."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from plans.models import Plan
+from tests.factories import make_plan, make_vehicle
+
+pytestmark = pytest.mark.django_db
+
+
+def _vehicle_form(vehicle, **changes):
+    data = {
+        "name": vehicle.name,
+        "registration": vehicle.registration,
+        "battery_kwh": str(vehicle.battery_kwh),
+        "default_consumption": str(vehicle.default_consumption),
+        "max_charge_kw": str(vehicle.max_charge_kw),
+        "home_location": vehicle.home_location_id,
+        "is_active": "on",
+    }
+    data.update(changes)
+    return data
+
+
+def test_a_smaller_battery_set_in_admin_flags_the_vehicles_coming_plans(client, admin_user):
+    client.force_login(admin_user)
+    bus = make_vehicle("bus 12", battery_kwh="300")
+    start = timezone.now() + timedelta(hours=2)
+    plan = make_plan(
+        user=admin_user,
+        vehicle=bus,
+        kind="charge",
+        expected_charge_kwh=160,
+        scheduled_start=start,
+        scheduled_end=start + timedelta(hours=4),
+    )
+    assert plan.warnings == []
+
+    response = client.post(
+        f"/admin/plans/vehicle/{bus.pk}/change/", _vehicle_form(bus, battery_kwh="140")
+    )
+
+    assert response.status_code == 302
+    plan.refresh_from_db()
+    assert [w["text"] for w in plan.warnings] == [
+        "Needs 160 kWh, more than bus 12's usable battery of 140 kWh."
+    ]
+
+
+def test_admin_refuses_a_vehicle_with_no_battery(client, admin_user):
+    client.force_login(admin_user)
+    bus = make_vehicle("bus 12")
+    response = client.post(
+        f"/admin/plans/vehicle/{bus.pk}/change/", _vehicle_form(bus, battery_kwh="0")
+    )
+    assert response.status_code == 200
+    assert "must be above zero" in response.content.decode()
+
+
+def test_plans_and_schedules_cannot_be_written_in_admin(client, admin_user):
+    client.force_login(admin_user)
+    plan = make_plan(user=admin_user)
+    assert client.get("/admin/plans/plan/add/").status_code == 403
+    assert client.get("/admin/plans/schedule/add/").status_code == 403
+    response = client.post(f"/admin/plans/plan/{plan.pk}/change/", {"expected_range_km": "1"})
+    assert response.status_code == 403
+    assert Plan.objects.get().expected_range_km == 240
