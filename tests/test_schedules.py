@@ -417,3 +417,24 @@ def test_a_schedule_refuses_a_stay_that_ends_before_it_starts(dispatcher):
     with pytest.raises(ValidationError) as excinfo:
         _schedule(dispatcher, depart_day_offset=0)
     assert "must leave after it arrives" in excinfo.value.message_dict["depart_at"][0]
+
+
+@pytest.mark.django_db
+def test_the_command_and_the_worker_make_the_plans_that_are_due(dispatcher, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.SCHEDULE_HORIZON_DAYS = 2
+    schedule, made = _schedule(dispatcher)
+    Plan.objects.filter(schedule=schedule).delete()
+    services.plan_state_counts_rebuild()
+
+    out = StringIO()
+    call_command("schedules_materialize", stdout=out)
+    assert f"Made {len(made.created)} plan(s) for the next 2 days" in out.getvalue()
+
+    Plan.objects.filter(schedule=schedule).delete()
+    services.plan_state_counts_rebuild()
+    call_command("mint_worker", "--once", "--name", "w", stdout=StringIO(), stderr=StringIO())
+    assert Plan.objects.filter(schedule=schedule).count() == len(made.created)

@@ -30,6 +30,8 @@ from plans import services
 logger = logging.getLogger("plans.delivery")
 
 HEARTBEAT_EVERY = 5.0
+#: Seconds between turning schedules into plans (a day enters the horizon once a day).
+SCHEDULES_EVERY = 60.0
 #: After MINT refused the credentials, claim nothing for this long (seconds).
 CREDENTIALS_PAUSE = 30.0
 DATABASE_RETRY_EVERY = 5.0
@@ -130,6 +132,7 @@ class Command(BaseCommand):
         self.paused_until = 0.0
         self.last_health = 0.0
         self.last_beat = 0.0
+        self.last_materialize = -SCHEDULES_EVERY
         self.stdout.write(f"mint_worker {self.name} delivering to {settings.MINT_API_URL}")
         self.recorder = Recorder(self.name)
         try:
@@ -157,6 +160,7 @@ class Command(BaseCommand):
         close_old_connections()
         self.recorder.check()
         self._beat()
+        self._materialize_if_due()
         self._check_health_if_due()
         if self.mint_down or time.monotonic() < self.paused_until:
             return False
@@ -208,6 +212,19 @@ class Command(BaseCommand):
                 worker=self.name,
                 reason=f"Handed back to the queue: {why}.",
             )
+
+    def _materialize_if_due(self) -> None:
+        """One more step of the loop: turn schedules into plans as their days come within the
+        horizon. Idempotent, so every worker may do it; a fault here never stops delivery."""
+        if time.monotonic() - self.last_materialize < SCHEDULES_EVERY:
+            return
+        self.last_materialize = time.monotonic()
+        try:
+            services.schedules_materialize()
+        except DatabaseError:
+            raise
+        except Exception:
+            logger.exception("could not turn schedules into plans; trying again in a minute")
 
     def _check_health_if_due(self) -> None:
         interval = settings.MINT_HEALTH_INTERVAL
