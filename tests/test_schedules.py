@@ -419,7 +419,7 @@ def test_a_schedule_refuses_a_stay_that_ends_before_it_starts(dispatcher):
     assert "must leave after it arrives" in excinfo.value.message_dict["depart_at"][0]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_the_command_and_the_worker_make_the_plans_that_are_due(dispatcher, settings):
     from io import StringIO
 
