@@ -15,9 +15,12 @@ from django.utils import timezone
 
 from plans import selectors
 from plans.models import (
+    WEEKDAYS,
     Location,
     Plan,
     PlanState,
+    Schedule,
+    ScheduleException,
     TargetKind,
     Vehicle,
     plan_window_errors,
@@ -353,17 +356,7 @@ class PlanForm(forms.Form):
         }
 
     def add_service_errors(self, exc: ValidationError) -> None:
-        """Put a service's ``ValidationError`` back beside the fields it is about."""
-        if not hasattr(exc, "error_dict"):
-            for message in exc.messages:
-                self.add_error(None, message)
-            return
-        for field, messages in exc.message_dict.items():
-            name = SERVICE_FIELD_TO_FORM_FIELD.get(field, field)
-            if name == NON_FIELD_ERRORS or name not in self.fields:
-                name = None
-            for message in messages:
-                self.add_error(name, message)
+        add_service_errors(self, exc)
 
 
 class PlanCancelForm(forms.Form):
@@ -375,6 +368,20 @@ class PlanCancelForm(forms.Form):
         help_text="Kept in the plan's history with your name.",
         error_messages={"required": "Say why the plan is called off."},
     )
+
+
+def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
+    """Put a service's ``ValidationError`` back beside the fields it is about."""
+    if not hasattr(exc, "error_dict"):
+        for message in exc.messages:
+            form.add_error(None, message)
+        return
+    for field, messages in exc.message_dict.items():
+        name = SERVICE_FIELD_TO_FORM_FIELD.get(field, field)
+        if name == NON_FIELD_ERRORS or name not in form.fields:
+            name = None
+        for message in messages:
+            form.add_error(name, message)
 
 
 def mint_message_field(message: str) -> str | None:
@@ -478,3 +485,217 @@ class PlanFilterForm(forms.Form):
 
     def is_filtered(self) -> bool:
         return any(self.data.get(name) for name in self.fields)
+
+
+_WEEKDAY_CHOICES = [(str(n), name) for n, name in WEEKDAYS.items()]
+_DEPART_DAY_CHOICES = [
+    (0, "the same day"),
+    (1, "the next day"),
+    (2, "2 days later"),
+    (3, "3 days later"),
+    (4, "4 days later"),
+    (5, "5 days later"),
+    (6, "6 days later"),
+]
+
+
+class WallTimeField(forms.TimeField):
+    """A 24-hour ``HH:MM`` typed as text, whatever the browser's locale (a ``type=time`` input
+    shows AM/PM in a US browser)."""
+
+    widget = forms.TextInput(
+        attrs={"inputmode": "numeric", "placeholder": "18:30", "size": 5, "autocomplete": "off"}
+    )
+    default_error_messages = {"invalid": "Enter a 24-hour time, like 18:30."}
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(input_formats=["%H:%M", "%H.%M", "%H%M"], **kwargs)
+
+
+class ScheduleForm(forms.Form):
+    """A weekly schedule as the dispatcher types it: wall-clock times on the site's clock."""
+
+    vehicle = VehicleChoiceField(
+        label="Vehicle",
+        queryset=Vehicle.objects.none(),
+        empty_label="Choose a vehicle…",
+        error_messages={"required": "Choose the vehicle this schedule is for."},
+    )
+    location = LocationChoiceField(
+        label="Site",
+        queryset=Location.objects.none(),
+        empty_label="Choose a site…",
+        error_messages={"required": "Choose the site the vehicle comes to."},
+    )
+    weekdays = forms.MultipleChoiceField(
+        label="Arrives on",
+        choices=_WEEKDAY_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Tick at least one weekday."},
+    )
+    arrive_at = WallTimeField(
+        label="Arrives at (site time)",
+        error_messages={"required": "Enter when the vehicle arrives, like 18:30."},
+    )
+    depart_at = WallTimeField(
+        label="Leaves at (site time)",
+        error_messages={"required": "Enter when the vehicle leaves, like 05:45."},
+    )
+    depart_day_offset = forms.TypedChoiceField(
+        label="Leaves on", choices=_DEPART_DAY_CHOICES, coerce=int, initial=0
+    )
+    target_kind = PlanForm.base_fields["target_kind"]
+    expected_range_km = PlanForm.base_fields["expected_range_km"]
+    average_consumption = PlanForm.base_fields["average_consumption"]
+    expected_charge_kwh = PlanForm.base_fields["expected_charge_kwh"]
+    status_note = PlanForm.base_fields["status_note"]
+    valid_from = forms.DateField(
+        label="First day",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        input_formats=["%Y-%m-%d"],
+        error_messages={"required": "Enter the first day of the schedule."},
+    )
+    valid_until = forms.DateField(
+        label="Last day",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        input_formats=["%Y-%m-%d"],
+        help_text="Empty: until it is ended.",
+    )
+    auto_submit = forms.BooleanField(
+        label="Submit each plan to MINT as soon as it is made", required=False
+    )
+    warnings_shown = forms.CharField(widget=forms.HiddenInput, required=False)
+    save_anyway = forms.BooleanField(
+        label="Save anyway: I have read the warnings in the preview", required=False
+    )
+    #: The schedule's revision when the edit was reviewed (edit only).
+    seen_revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        vehicle, location = self.initial.get("vehicle"), self.initial.get("location")
+        self.fields["vehicle"].queryset = selectors.plan_form_vehicles(
+            current_pk=getattr(vehicle, "pk", vehicle)
+        )
+        self.fields["location"].queryset = selectors.plan_form_locations(
+            current_pk=getattr(location, "pk", location)
+        )
+        for field in self.fields.values():
+            field.mint_notes = []
+            field.guard_notes = []
+
+    @classmethod
+    def initial_from_schedule(cls, schedule: Schedule) -> dict:
+        return {
+            **{name: getattr(schedule, name) for name in SCHEDULE_FORM_FIELDS},
+            "weekdays": list(schedule.weekdays),
+            "seen_revision": schedule.revision,
+        }
+
+    def vehicle_facts(self) -> dict[str, dict]:
+        return {
+            str(v.pk): {"site": str(v.home_location_id), "name": v.name}
+            for v in self.fields["vehicle"].queryset
+        }
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        kind = cleaned.get("target_kind")
+        needed = {
+            TargetKind.RANGE: ("expected_range_km", "Enter the expected range in km."),
+            TargetKind.CHARGE: ("expected_charge_kwh", "Enter the expected charge in kWh."),
+        }
+        if kind in needed:
+            name, message = needed[kind]
+            if cleaned.get(name) is None and not self.has_error(name):
+                self.add_error(name, message)
+        first, last = cleaned.get("valid_from"), cleaned.get("valid_until")
+        if first and last and last < first:
+            self.add_error("valid_until", "The last day must not be before the first.")
+        return cleaned
+
+    def schedule_values(self) -> dict:
+        """The cleaned form as ``schedule_create`` / ``schedule_update`` keywords."""
+        data = self.cleaned_data
+        values = {name: data.get(name) for name in SCHEDULE_FORM_FIELDS}
+        values["weekdays"] = "".join(sorted(data["weekdays"]))
+        values["status_note"] = data.get("status_note") or ""
+        if values["target_kind"] == TargetKind.RANGE:
+            values["expected_charge_kwh"] = None
+        else:
+            values["expected_range_km"] = values["average_consumption"] = None
+        return values
+
+    def unsaved(self, schedule: Schedule | None = None) -> Schedule:
+        """The schedule as typed, not saved: what the preview works out occurrences for."""
+        unsaved = Schedule(pk=schedule.pk if schedule else None)
+        if schedule is not None:
+            unsaved.revision = schedule.revision
+        for name, value in self.schedule_values().items():
+            setattr(unsaved, name, value)
+        unsaved.time_zone = unsaved.location.time_zone
+        return unsaved
+
+    def accepted_warnings(self) -> bool:
+        return bool(self.cleaned_data.get("save_anyway"))
+
+    def add_service_errors(self, exc: ValidationError) -> None:
+        add_service_errors(self, exc)
+
+
+#: The fields a dispatcher sets on a schedule (as ``services.SCHEDULE_FIELDS``).
+SCHEDULE_FORM_FIELDS = (
+    "vehicle",
+    "location",
+    "arrive_at",
+    "depart_at",
+    "depart_day_offset",
+    "target_kind",
+    "expected_range_km",
+    "average_consumption",
+    "expected_charge_kwh",
+    "status_note",
+    "valid_from",
+    "valid_until",
+    "auto_submit",
+)
+
+
+class ScheduleExceptionForm(forms.Form):
+    kind = forms.ChoiceField(choices=ScheduleException.Kind.choices, widget=forms.HiddenInput)
+    first_day = forms.DateField(
+        label="From",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        input_formats=["%Y-%m-%d"],
+        error_messages={"required": "Enter the day."},
+    )
+    last_day = forms.DateField(
+        label="To (included)",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        input_formats=["%Y-%m-%d"],
+    )
+    reason = forms.CharField(
+        label="Why", required=False, max_length=200, validators=[validate_one_line_text]
+    )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("first_day") and not cleaned.get("last_day"):
+            cleaned["last_day"] = cleaned["first_day"]
+        if cleaned.get("kind") == ScheduleException.Kind.SKIP:
+            cleaned["last_day"] = cleaned.get("first_day")
+        first, last = cleaned.get("first_day"), cleaned.get("last_day")
+        if first and last and last < first:
+            self.add_error("last_day", "The last day must not be before the first.")
+        return cleaned
+
+
+class ScheduleEndForm(forms.Form):
+    last_day = forms.DateField(
+        label="Last day with a plan",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        input_formats=["%Y-%m-%d"],
+        error_messages={"required": "Enter the schedule's last day."},
+    )

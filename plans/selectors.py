@@ -22,6 +22,8 @@ from plans.models import (
     PlanEvent,
     PlanState,
     PlanStateCount,
+    Schedule,
+    ScheduleEvent,
     Submission,
     SubmissionState,
     Vehicle,
@@ -341,3 +343,46 @@ def open_rejection_messages(*, plan: Plan) -> list[str]:
 def plans_in(*, ids: list[int]) -> list[Plan]:
     """The plans with these ids, for the list page's "Submit selected"."""
     return list(Plan.objects.filter(pk__in=ids).order_by("scheduled_start", "id"))
+
+
+def vehicle_list() -> list[Vehicle]:
+    """Every vehicle with its home site, for the dispatchers' read-only fleet page."""
+    return list(Vehicle.objects.select_related("home_location").order_by("-is_active", "name"))
+
+
+@dataclass(frozen=True)
+class ScheduleFilters:
+    location_id: int | None = None
+    vehicle_id: int | None = None
+
+
+def schedule_list(*, filters: ScheduleFilters) -> list[Schedule]:
+    """Schedules with their vehicle, site and skips/pauses: two queries."""
+    schedules = Schedule.objects.select_related("vehicle", "location").prefetch_related(
+        "exceptions"
+    )
+    if filters.location_id:
+        schedules = schedules.filter(location_id=filters.location_id)
+    if filters.vehicle_id:
+        schedules = schedules.filter(vehicle_id=filters.vehicle_id)
+    return list(schedules.order_by("location__name", "vehicle__name", "id"))
+
+
+def schedule_detail(*, pk: int) -> Schedule:
+    return Schedule.objects.select_related("vehicle", "location", "created_by", "updated_by").get(
+        pk=pk
+    )
+
+
+def schedule_plans(*, schedule: Schedule, limit: int = 40) -> list[PlanRow]:
+    """The schedule's plans from yesterday on, called-off ones included (the page says why)."""
+    since = timezone.now() - timedelta(days=1)
+    return _plan_rows(
+        Plan.objects.filter(schedule=schedule, scheduled_end__gt=since).order_by(
+            "scheduled_start", "id"
+        )[:limit]
+    )
+
+
+def schedule_events(*, schedule: Schedule) -> list[ScheduleEvent]:
+    return list(schedule.events.order_by("-at", "-id")[:100])

@@ -14,5 +14,18 @@ urlpatterns = [
     path("plans/<int:pk>/retry/", views.plan_retry, name="plan_retry"),
     path("plans/<int:pk>/cancel/", views.plan_cancel, name="plan_cancel"),
     path("plans/<int:pk>/status/", views.plan_status, name="plan_status"),
+    path("vehicles/", views.vehicle_list, name="vehicle_list"),
+    path("schedules/", views.schedule_list, name="schedule_list"),
+    path("schedules/new/", views.schedule_create, name="schedule_create"),
+    path("schedules/preview/", views.schedule_preview, name="schedule_preview"),
+    path("schedules/<int:pk>/", views.schedule_detail, name="schedule_detail"),
+    path("schedules/<int:pk>/edit/", views.schedule_edit, name="schedule_edit"),
+    path("schedules/<int:pk>/except/", views.schedule_except, name="schedule_except"),
+    path(
+        "schedules/<int:pk>/except/<int:exception_pk>/lift/",
+        views.schedule_exception_lift,
+        name="schedule_exception_lift",
+    ),
+    path("schedules/<int:pk>/end/", views.schedule_end, name="schedule_end"),
     path("mint-health/", views.mint_health, name="mint_health"),
 ]

@@ -91,7 +91,7 @@ def schedule_spec(
     schedule: Schedule, exceptions: list[ScheduleException] | None = None
 ) -> ScheduleSpec:
     if exceptions is None:
-        exceptions = list(schedule.exceptions.all())
+        exceptions = list(schedule.exceptions.all()) if schedule.pk else []
     return ScheduleSpec(
         weekdays=tuple(schedule.weekday_numbers),
         arrive_at=schedule.arrive_at,
@@ -130,7 +130,9 @@ def schedule_validate(schedule: Schedule) -> None:
     """The rules for a schedule, by field; the form says the same beside the fields."""
     errors: dict[str, list[str]] = {}
     try:
-        schedule.full_clean(exclude=["created_by", "updated_by", "time_zone"])
+        schedule.full_clean(
+            exclude=["created_by", "updated_by", "time_zone"], validate_unique=False
+        )
     except ValidationError as exc:
         errors.update(exc.message_dict)
     length = (
@@ -206,6 +208,12 @@ def schedule_preview(
     for row, report in zip(live, reports, strict=True):
         row.errors, row.warnings = report.errors, report.warnings
     return rows
+
+
+def schedule_next(*, spec: ScheduleSpec, after: datetime) -> Occurrence | None:
+    """The next occurrence that has not ended and is not skipped or paused."""
+    found = next_occurrences(spec, after=after, count=1, include_excepted=False)
+    return found[0] if found else None
 
 
 # Materialising -------------------------------------------------------------------------------

@@ -2,6 +2,17 @@
 redirect or render. Re-exported here for ``plans.urls``."""
 
 from plans.views.dashboard import dashboard, healthz, mint_health
+from plans.views.fleet import (
+    schedule_create,
+    schedule_detail,
+    schedule_edit,
+    schedule_end,
+    schedule_except,
+    schedule_exception_lift,
+    schedule_list,
+    schedule_preview,
+    vehicle_list,
+)
 from plans.views.plans import (
     plan_cancel,
     plan_create,
@@ -27,4 +38,13 @@ __all__ = [
     "plan_status",
     "plan_submit",
     "plans_submit_selected",
+    "schedule_create",
+    "schedule_detail",
+    "schedule_edit",
+    "schedule_end",
+    "schedule_except",
+    "schedule_exception_lift",
+    "schedule_list",
+    "schedule_preview",
+    "vehicle_list",
 ]
