@@ -154,10 +154,10 @@ class Schedule(models.Model):
     @property
     def weekdays_text(self) -> str:
         days = self.weekday_numbers
-        if days == [1, 2, 3, 4, 5]:
-            return "Mon–Fri"
         if days == list(range(1, 8)):
             return "every day"
+        if len(days) >= 3 and days == list(range(days[0], days[-1] + 1)):
+            return f"{WEEKDAYS[days[0]]}–{WEEKDAYS[days[-1]]}"
         return ", ".join(WEEKDAYS[d] for d in days)
 
     def clean(self) -> None:

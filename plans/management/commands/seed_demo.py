@@ -1,10 +1,11 @@
-"""``python manage.py seed_demo``: demo sites, logins and plans for a first look at the portal.
+"""``python manage.py seed_demo``: demo sites, vehicles, logins, plans and schedules for a first
+look at the portal.
 
 Safe to run again: sites and users are created or updated, and plans are added only while
 there are none, through ``plans.services`` like any dispatcher's plan.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -15,8 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from plans import services
-from plans.models import Location, Plan
+from plans.models import Location, Plan, Schedule, Vehicle
 from plans.roles import roles_ensure
+from plans.services.guards import WARNING_CODES
 from plans.timezones import LocalTimeError, local_to_utc, utc_to_wall
 
 SITES = [
@@ -25,17 +27,28 @@ SITES = [
     ("US-EWR-03", "Newark Yard", "America/New_York", True),
     ("NL-AMS-04", "Amsterdam Pier (closed)", "Europe/Amsterdam", False),
 ]
+# (site, charge points, kW per point)
+CHARGERS = {"BE-BRU-01": (6, "150"), "DE-BER-02": (8, "120"), "US-EWR-03": (4, "50")}
+# (name, registration, battery kWh, kWh/100 km, max kW, home site)
+VEHICLES = [
+    *[(f"bus {n}", f"1-BUS-{n:03d}", "350", "110", "150", "BE-BRU-01") for n in range(1, 6)],
+    *[(f"bus {n}", f"B-MP {n}", "300", "100", "120", "DE-BER-02") for n in range(11, 16)],
+    ("van 21", "NJ EV-21", "90", "28", "50", "US-EWR-03"),
+    ("van 22", "NJ EV-22", "90", "28", "50", "US-EWR-03"),
+]
 # Demo logins for a local sandbox only; printed at the end so a newcomer can sign in.
 USERS = [
     ("dispatcher", "dispatch-demo-2026", "Dispatchers", False),
     ("viewer", "viewer-demo-2026", "Viewers", False),
     ("admin", "admin-demo-2026", None, True),
 ]
-# (site, hours from the next full hour on the site's clock, length in hours, target, submit)
+# (site, vehicle, hours from the next full hour on the site's clock, length in hours, target,
+# submit). Van 21's 200 kWh is more than its battery: the list shows what a warning looks like.
 PLANS = [
-    ("BE-BRU-01", 2, 4, {"target_kind": "range", "expected_range_km": 280}, True),
+    ("BE-BRU-01", "bus 1", 2, 4, {"target_kind": "range", "expected_range_km": 280}, True),
     (
         "BE-BRU-01",
+        "bus 2",
         9,
         8,
         {
@@ -45,10 +58,11 @@ PLANS = [
         },
         False,
     ),
-    ("DE-BER-02", 5, 3, {"target_kind": "charge", "expected_charge_kwh": 60}, True),
-    ("DE-BER-02", 20, 10, {"target_kind": "charge", "expected_charge_kwh": 120}, False),
+    ("DE-BER-02", "bus 11", 5, 3, {"target_kind": "charge", "expected_charge_kwh": 60}, True),
+    ("DE-BER-02", "bus 13", 20, 10, {"target_kind": "charge", "expected_charge_kwh": 120}, False),
     (
         "US-EWR-03",
+        "van 22",
         3,
         6,
         {
@@ -58,7 +72,34 @@ PLANS = [
         },
         False,
     ),
-    ("US-EWR-03", 30, 12, {"target_kind": "charge", "expected_charge_kwh": 200}, False),
+    ("US-EWR-03", "van 21", 30, 12, {"target_kind": "charge", "expected_charge_kwh": 200}, False),
+]
+# Two weekly schedules; the Brussels one runs past Europe's next spring-forward night, so its
+# preview shows how a DST night is handled. (vehicle, site, weekdays, arrive, leave, days later,
+# target, days it runs or None, submits itself)
+SCHEDULES = [
+    (
+        "bus 3",
+        "BE-BRU-01",
+        "12345",
+        time(18, 30),
+        time(5, 45),
+        1,
+        {"target_kind": "charge", "expected_charge_kwh": 160},
+        150,
+        False,
+    ),
+    (
+        "bus 12",
+        "DE-BER-02",
+        "123456",
+        time(21, 0),
+        time(4, 30),
+        1,
+        {"target_kind": "range", "expected_range_km": 220},
+        None,
+        True,
+    ),
 ]
 
 
@@ -78,7 +119,23 @@ class Command(BaseCommand):
                 mint_location_id=mint_id,
                 defaults={"name": name, "time_zone": zone, "is_active": active},
             )
+        for mint_id, (points, kw) in CHARGERS.items():
+            Location.objects.filter(mint_location_id=mint_id).update(
+                charge_points=points, charge_point_kw=Decimal(kw)
+            )
         self.stdout.write(f"Sites: {', '.join(name for _, name, _, _ in SITES)}")
+        for name, registration, battery, consumption, kw, home in VEHICLES:
+            Vehicle.objects.get_or_create(
+                name=name,
+                defaults={
+                    "registration": registration,
+                    "battery_kwh": Decimal(battery),
+                    "default_consumption": Decimal(consumption),
+                    "max_charge_kw": Decimal(kw),
+                    "home_location": Location.objects.get(mint_location_id=home),
+                },
+            )
+        self.stdout.write(f"Vehicles: {len(VEHICLES)} ({VEHICLES[0][0]} … {VEHICLES[-1][0]})")
 
         users, kept = {}, set()
         User = get_user_model()
@@ -99,6 +156,10 @@ class Command(BaseCommand):
             self.stdout.write("Plans already exist; none added.")
         else:
             self._create_plans(users["dispatcher"])
+        if Schedule.objects.exists():
+            self.stdout.write("Schedules already exist; none added.")
+        else:
+            self._create_schedules(users["dispatcher"])
 
         self.stdout.write(self.style.SUCCESS("Demo logins (sandbox only):"))
         for username, password, group_name, _ in USERS:
@@ -108,7 +169,7 @@ class Command(BaseCommand):
 
     def _create_plans(self, user) -> None:
         now = timezone.now()
-        for mint_id, hours, length, target, submit in PLANS:
+        for mint_id, vehicle, hours, length, target, submit in PLANS:
             site = Location.objects.get(mint_location_id=mint_id)
             local_now = utc_to_wall(now, site.time_zone)
             next_hour = local_now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
@@ -117,14 +178,36 @@ class Command(BaseCommand):
             plan = services.plan_create(
                 user=user,
                 location=site,
+                vehicle=Vehicle.objects.get(name=vehicle),
                 scheduled_start=start,
                 scheduled_end=end,
                 reason="Demo plan from seed_demo.",
+                accept_warnings=WARNING_CODES,
                 **target,
             )
             if submit:
                 services.plan_submit(plan=plan, user=user)
-        self.stdout.write(f"Plans: {len(PLANS)} created ({sum(p[4] for p in PLANS)} submitted).")
+        self.stdout.write(f"Plans: {len(PLANS)} created ({sum(p[5] for p in PLANS)} submitted).")
+
+    def _create_schedules(self, user) -> None:
+        today = timezone.now().date()
+        made = 0
+        for vehicle, site, days, arrive, leave, later, target, runs, auto in SCHEDULES:
+            _, result = services.schedule_create(
+                user=user,
+                vehicle=Vehicle.objects.get(name=vehicle),
+                location=Location.objects.get(mint_location_id=site),
+                weekdays=days,
+                arrive_at=arrive,
+                depart_at=leave,
+                depart_day_offset=later,
+                valid_from=today,
+                valid_until=today + timedelta(days=runs) if runs else None,
+                auto_submit=auto,
+                **target,
+            )
+            made += len(result.created)
+        self.stdout.write(f"Schedules: {len(SCHEDULES)} created, {made} plans made from them.")
 
 
 def _utc(wall: datetime, zone: str) -> datetime:
