@@ -2,11 +2,11 @@
 
 Each script runs in its own process (a fresh Django and database): pages.py (which seeds N
 plans between its empty and full measurements, printing the seeding table too), then
-delivery.py. Exits non-zero only when a script fails; missed targets are printed, not raised,
-because these are measurements, not tests.
+delivery.py, then schedules.py (on SQLite and PostgreSQL). Exits non-zero only when a script
+fails; missed targets are printed, not raised, because these are measurements, not tests.
 
 Run:  .venv/bin/python bench/run_all.py [--plans 100000] [--messages 2000] [--requests 50]
-Quick:  .venv/bin/python bench/run_all.py --plans 5000 --messages 300 --requests 30
+Quick:  .venv/bin/python bench/run_all.py --plans 5000 --messages 300 --requests 30 --vehicles 100
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ def main() -> None:
     parser.add_argument("--plans", type=int, default=100_000)
     parser.add_argument("--messages", type=int, default=2_000)
     parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--vehicles", type=int, default=500)
     args = parser.parse_args()
 
     started = time.perf_counter()
     runs = [
         ("pages", ["--plans", str(args.plans), "--requests", str(args.requests)]),
         ("delivery", ["--messages", str(args.messages)]),
+        ("schedules", ["--vehicles", str(args.vehicles)]),
     ]
     failed = []
     for name, extra in runs:

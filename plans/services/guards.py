@@ -231,6 +231,32 @@ def _busiest(stays: list[_Stay], start: datetime, end: datetime) -> tuple[int, d
     return most, at
 
 
+def _identity(stay: _Stay) -> tuple:
+    """What makes two plans the same plan: site, vehicle, window and target."""
+    return (stay.location_id, stay.vehicle_id, stay.start, stay.end, stay.target)
+
+
+@dataclass
+class _Known:
+    """Everything one batch is checked against, indexed the ways the guards look things up."""
+
+    saved: bool
+    by_vehicle: dict[int, _Timeline] = field(default_factory=lambda: defaultdict(_Timeline))
+    by_site: dict[int, _Timeline] = field(default_factory=lambda: defaultdict(_Timeline))
+    alike: dict[tuple, list[_Stay]] = field(default_factory=lambda: defaultdict(list))
+    #: Rows refused for an error: not saved, so the rows after them do not meet them.
+    refused: set[int] = field(default_factory=set)
+    #: (site, start, end) → the busiest moment there. Windows repeat in a batch (a depot's
+    #: buses all arrive at 18:30), and while no row is refused the answer cannot differ.
+    busiest: dict[tuple, tuple[int, datetime]] = field(default_factory=dict)
+
+    def add(self, stay: _Stay) -> None:
+        if stay.vehicle_id:
+            self.by_vehicle[stay.vehicle_id].add(stay)
+        self.by_site[stay.location_id].add(stay)
+        self.alike[_identity(stay)].append(stay)
+
+
 def plans_guard(*, candidates: list[PlanCandidate], saved: bool = False) -> list[GuardReport]:
     """The guards' findings for each candidate, in order, in two queries for the whole batch.
 
@@ -240,12 +266,9 @@ def plans_guard(*, candidates: list[PlanCandidate], saved: bool = False) -> list
     """
     if not candidates:
         return []
-    by_vehicle: dict[int, _Timeline] = defaultdict(_Timeline)
-    by_site: dict[int, _Timeline] = defaultdict(_Timeline)
+    known = _Known(saved=saved)
     for stay in _stays(candidates):
-        if stay.vehicle_id:
-            by_vehicle[stay.vehicle_id].add(stay)
-        by_site[stay.location_id].add(stay)
+        known.add(stay)
     batch = [
         _Stay(
             -(i + 1),
@@ -260,39 +283,28 @@ def plans_guard(*, candidates: list[PlanCandidate], saved: bool = False) -> list
     ]
     if not saved:
         for stay in batch:
-            if stay.vehicle_id:
-                by_vehicle[stay.vehicle_id].add(stay)
-            by_site[stay.location_id].add(stay)
-    # A row refused for an error will not be saved, so the rows after it do not meet it.
-    refused: set[int] = set()
+            known.add(stay)
     reports = []
     for i, (candidate, me) in enumerate(zip(candidates, batch, strict=True)):
-        report = _guard_one(candidate, me, i, by_vehicle, by_site, refused)
+        report = _guard_one(candidate, me, i, known)
         if report.errors:
-            refused.add(me.pk)
+            known.refused.add(me.pk)
         reports.append(report)
     return reports
 
 
-def _guard_one(
-    candidate: PlanCandidate,
-    me: _Stay,
-    index: int,
-    by_vehicle: dict[int, _Timeline],
-    by_site: dict[int, _Timeline],
-    refused: set[int],
-) -> GuardReport:
+def _guard_one(candidate: PlanCandidate, me: _Stay, index: int, known: _Known) -> GuardReport:
     def counts(other: _Stay, *, earlier_only: bool) -> bool:
         """Whether ``other`` is compared with this candidate: never itself; of the batch, only
         the rows before it where the order matters (the first of two claims wins)."""
-        if other is me or other.pk in refused or (candidate.pk and other.pk == candidate.pk):
+        if other is me or other.pk in known.refused or (candidate.pk and other.pk == candidate.pk):
             return False
         return not (earlier_only and other.pk < 0 and -other.pk - 1 >= index)
 
     report = GuardReport()
     site, vehicle, zone = candidate.location, candidate.vehicle, candidate.location.time_zone
     if vehicle:
-        for other in by_vehicle[vehicle.pk].overlapping(me.start, me.end):
+        for other in known.by_vehicle[vehicle.pk].overlapping(me.start, me.end):
             if counts(other, earlier_only=True):
                 report.errors.append(
                     Finding(
@@ -340,10 +352,19 @@ def _guard_one(
                     f"{power:.0f} kW at most: about {_kwh(fits)} fit.",
                 )
             )
-    here = by_site[site.pk].overlapping(me.start, me.end)
     if site.charge_points:
-        others = [s for s in here if counts(s, earlier_only=False)]
-        most, at = _busiest([*others, me], me.start, me.end)
+        # Every stay here counts, this one as it will be: a new row is in the timeline itself,
+        # a saved plan is there as it is. (An edit's old version is too, so it is not cached.)
+        key = (site.pk, me.start, me.end)
+        cacheable = not known.refused and (known.saved or not candidate.pk)
+        if cacheable and key in known.busiest:
+            most, at = known.busiest[key]
+        else:
+            here = known.by_site[site.pk].overlapping(me.start, me.end)
+            others = [s for s in here if counts(s, earlier_only=False)]
+            most, at = _busiest([*others, me], me.start, me.end)
+            if cacheable:
+                known.busiest[key] = (most, at)
         if most > site.charge_points:
             points = f"{site.charge_points} charge point{'s' if site.charge_points != 1 else ''}"
             report.warnings.append(
@@ -354,18 +375,7 @@ def _guard_one(
                     f"{points}.",
                 )
             )
-    same = next(
-        (
-            s
-            for s in here
-            if counts(s, earlier_only=True)
-            and s.start == me.start
-            and s.end == me.end
-            and s.vehicle_id == me.vehicle_id
-            and s.target == me.target
-        ),
-        None,
-    )
+    same = next((s for s in known.alike[_identity(me)] if counts(s, earlier_only=True)), None)
     if same is not None:
         report.warnings.append(
             Finding(
@@ -379,11 +389,16 @@ def _guard_one(
 
 
 def plan_warnings_refresh(
-    *, windows: list[tuple[int, datetime, datetime]], exclude: set[int] = frozenset()
+    *,
+    windows: list[tuple[int, datetime, datetime]],
+    exclude: set[int] = frozenset(),
+    created_before: datetime | None = None,
 ) -> int:
     """Work out again the stored warnings of the live plans at these sites that overlap these
     windows (``(site id, start, end)``): a plan saved, moved or called off next to them can
-    add or remove a charge-point or duplicate warning of theirs. Returns how many changed."""
+    add or remove a charge-point or duplicate warning of theirs. ``exclude`` or
+    ``created_before`` leave out plans whose warnings were just worked out. Returns how many
+    changed."""
     if not windows:
         return 0
     match = Q()
@@ -394,12 +409,12 @@ def plan_warnings_refresh(
             scheduled_start__lt=end,
             scheduled_end__gt=start,
         )
-    plans = list(
-        Plan.objects.filter(match)
-        .exclude(state__in=CALLED_OFF_STATES)
-        .exclude(pk__in=exclude)
-        .select_related("location", "vehicle")
-    )
+    plans = Plan.objects.filter(match).exclude(state__in=CALLED_OFF_STATES)
+    if exclude:
+        plans = plans.exclude(pk__in=exclude)
+    if created_before is not None:
+        plans = plans.filter(created_at__lt=created_before)
+    plans = list(plans.select_related("location", "vehicle"))
     reports = plans_guard(candidates=[PlanCandidate.of(p) for p in plans], saved=True)
     changed = []
     for plan, report in zip(plans, reports, strict=True):

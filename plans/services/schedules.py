@@ -321,6 +321,7 @@ def schedules_materialize(
                 )
             )
         ScheduleEvent.objects.bulk_create(conflicts)
+        made_at = timezone.now()
         Plan.objects.bulk_create(plans)
         _record(
             *(
@@ -339,7 +340,7 @@ def schedules_materialize(
             )
         )
         if plans:
-            _refresh_around(plans)
+            _refresh_around(plans, made_at=made_at)
         result.created = [p.pk for p in plans]
         auto = [(p, p.schedule) for p in plans if p.schedule.auto_submit]
         for plan, schedule in auto:
@@ -363,16 +364,16 @@ def _cannot_make(schedule: Schedule, report) -> str:
     return ""
 
 
-def _refresh_around(plans: list[Plan]) -> None:
+def _refresh_around(plans: list[Plan], *, made_at: datetime) -> None:
     """Neighbours of new plans may gain a charge-point or duplicate warning: one window per
-    site, spanning the new plans there."""
+    site, spanning the new plans there; the new plans (made from ``made_at`` on) have theirs."""
     spans: dict[int, list[datetime]] = {}
     for plan in plans:
         low, high = spans.setdefault(plan.location_id, [plan.scheduled_start, plan.scheduled_end])
         spans[plan.location_id] = [min(low, plan.scheduled_start), max(high, plan.scheduled_end)]
     plan_warnings_refresh(
         windows=[(site, low, high) for site, (low, high) in spans.items()],
-        exclude={p.pk for p in plans},
+        created_before=made_at,
     )
 
 
