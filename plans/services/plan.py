@@ -232,7 +232,8 @@ def plan_create(
             from_state="",
             to_state=PlanState.DRAFT,
             user=user,
-            reason=reason or "Created as a draft.",
+            reason=reason
+            or (f"Created as a draft for {vehicle.name}." if vehicle else "Created as a draft."),
         )
     )
     return plan
@@ -288,6 +289,7 @@ def plan_update(
         return plan
     before = _window(plan)
     known = {w["code"] for w in plan.warnings}
+    old_vehicle = plan.vehicle
     for field, value in changes.items():
         setattr(plan, field, value)
     from_state = plan.state
@@ -315,6 +317,9 @@ def plan_update(
     text = f"Edited; now revision {plan.revision}." if submitted else "Edited."
     if from_state in (PlanState.QUEUED, PlanState.RETRYING):
         text += " The message waiting to be sent was withdrawn."
+    if plan.vehicle != old_vehicle:
+        names = [v.name if v else "no vehicle" for v in (old_vehicle, plan.vehicle)]
+        text += f" Vehicle: {names[0]} → {names[1]}."
     if detaches:
         text += " Detached from its schedule: schedule edits no longer change it."
     reason = f"{reason} {text}".strip()
