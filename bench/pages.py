@@ -205,7 +205,7 @@ def main() -> None:
     from django.test import Client
 
     from plans.models import Plan
-    from plans.views import PLANS_PER_PAGE
+    from plans.views.plans import PLANS_PER_PAGE
 
     cast = seed.seed_base()
     portal, admin = Client(), Client()
@@ -240,7 +240,7 @@ def main() -> None:
 
 
 def report(args, admin_kind, context, empty, one_page, full, seed_data) -> None:
-    from plans.views import PLANS_PER_PAGE
+    from plans.views.plans import PLANS_PER_PAGE
 
     n = args.plans
     rows, pages = [], {}

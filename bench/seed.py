@@ -55,6 +55,11 @@ TAILS = {
     ],
 }
 EVENTS_PER_PLAN = 10
+VEHICLES = 500
+WARNING = json.dumps(
+    [{"code": "battery", "field": "expected_charge_kwh",
+      "text": "Needs 400 kWh, more than bench bus 1's usable battery of 350 kWh."}]
+)  # fmt: skip
 
 
 @dataclass
@@ -64,6 +69,7 @@ class Cast:
     locations: list[Any]
     dispatcher: Any
     admin: Any
+    vehicles: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -76,7 +82,7 @@ def seed_base(*, sites: int = SITES) -> Cast:
     """50 active sites, one dispatcher (group Dispatchers) and one superuser."""
     from django.contrib.auth.models import Group, User
 
-    from plans.models import Location
+    from plans.models import Location, Vehicle
     from plans.roles import DISPATCHERS, roles_ensure
 
     roles_ensure()
@@ -97,18 +103,38 @@ def seed_base(*, sites: int = SITES) -> Cast:
     admin, created = User.objects.get_or_create(
         username="bench-admin", defaults={"is_staff": True, "is_superuser": True}
     )
+    locations = list(Location.objects.filter(mint_location_id__startswith="BENCH-"))
+    Vehicle.objects.bulk_create(
+        [
+            Vehicle(
+                name=f"bench bus {i}",
+                battery_kwh=Decimal("350"),
+                default_consumption=Decimal("110"),
+                max_charge_kw=Decimal("150"),
+                home_location=locations[i % len(locations)],
+            )
+            for i in range(VEHICLES)
+        ],
+        ignore_conflicts=True,
+    )
     return Cast(
-        locations=list(Location.objects.filter(mint_location_id__startswith="BENCH-")),
+        locations=locations,
         dispatcher=dispatcher,
         admin=admin,
+        vehicles=list(Vehicle.objects.filter(name__startswith="bench bus ")),
     )
 
 
-def _plan_values(rng: random.Random, now: datetime, locations: list[Any]) -> dict[str, Any]:
+def _plan_values(
+    rng: random.Random, now: datetime, locations: list[Any], vehicles: list[Any]
+) -> dict[str, Any]:
     start = now + timedelta(minutes=rng.randint(-60 * 24 * 60, 60 * 24 * 60))
     values: dict[str, Any] = {
         "transaction_id": uuid.UUID(int=rng.getrandbits(128), version=4),
         "location": rng.choice(locations),
+        # Most plans name a vehicle, and a few carry a guard's warning, as on a real site.
+        "vehicle": rng.choice(vehicles) if vehicles and rng.random() < 0.8 else None,
+        "warnings": WARNING if rng.random() < 0.05 else "[]",
         "scheduled_start": start,
         "scheduled_end": start + timedelta(minutes=rng.randint(30, 12 * 60)),
         "status_note": f"bus {rng.randint(1, 400)}" if rng.random() < 0.2 else "",
@@ -176,7 +202,8 @@ class _Writer:
 PLAN_COLUMNS = (
     "id", "transaction_id", "location_id", "scheduled_start", "scheduled_end", "target_kind",
     "expected_range_km", "average_consumption", "expected_charge_kwh", "status_note", "state",
-    "revision", "created_at", "created_by_id", "updated_at", "updated_by_id",
+    "revision", "created_at", "created_by_id", "updated_at", "updated_by_id", "vehicle_id",
+    "schedule_detached", "warnings",
 )  # fmt: skip
 EVENT_COLUMNS = (
     "plan_id", "at", "action", "from_state", "to_state", "revision", "user_id", "actor", "reason",
@@ -224,7 +251,7 @@ def seed_plans(*, cast: Cast, plans: int, seed: int = SEED, verbose: bool = True
         size = min(BATCH, plans - offset)
         plan_rows, event_rows, submission_rows, attempt_rows = [], [], [], []
         for _ in range(size):
-            v = _plan_values(rng, now, cast.locations)
+            v = _plan_values(rng, now, cast.locations, cast.vehicles)
             state, start, end = v["state"], v["scheduled_start"], v["scheduled_end"]
             plan_rows.append(
                 (
@@ -232,6 +259,7 @@ def seed_plans(*, cast: Cast, plans: int, seed: int = SEED, verbose: bool = True
                     v["target_kind"], v.get("expected_range_km"),
                     w.dec(v.get("average_consumption")), v.get("expected_charge_kwh"),
                     v["status_note"], state, 1, now_db, user_id, now_db, user_id,
+                    v["vehicle"].pk if v["vehicle"] else None, False, v["warnings"],
                 )
             )  # fmt: skip
             # History happened before now (and before the window): the dashboard's "last hour"
