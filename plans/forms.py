@@ -503,13 +503,14 @@ class WallTimeField(forms.TimeField):
     """A 24-hour ``HH:MM`` typed as text, whatever the browser's locale (a ``type=time`` input
     shows AM/PM in a US browser)."""
 
-    widget = forms.TextInput(
-        attrs={"inputmode": "numeric", "placeholder": "18:30", "size": 5, "autocomplete": "off"}
+    widget = forms.TimeInput(
+        format="%H:%M",
+        attrs={"inputmode": "numeric", "placeholder": "18:30", "size": 5, "autocomplete": "off"},
     )
     default_error_messages = {"invalid": "Enter a 24-hour time, like 18:30."}
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(input_formats=["%H:%M", "%H.%M", "%H%M"], **kwargs)
+        super().__init__(input_formats=["%H:%M", "%H.%M", "%H%M", "%H:%M:%S"], **kwargs)
 
 
 class ScheduleForm(forms.Form):

@@ -221,3 +221,12 @@ def test_the_vehicle_page_lists_the_fleet(dispatcher_client):
     make_vehicle("bus 12", registration="B-MP 12")
     page = dispatcher_client.get("/vehicles/").content.decode()
     assert "bus 12" in page and "B-MP 12" in page and "300 kWh" in page
+
+
+def test_the_edit_form_shows_times_as_typed_so_it_can_be_sent_back(
+    dispatcher_client, dispatcher, bus
+):
+    schedule, _ = services.schedule_create(user=dispatcher, **_values(bus))
+    page = dispatcher_client.get(f"/schedules/{schedule.pk}/edit/").content.decode()
+    assert 'name="arrive_at" value="18:30"' in page
+    assert 'name="depart_at" value="05:45"' in page

@@ -6,7 +6,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.core.management import call_command
 
-from plans.models import Plan
+from plans.models import Plan, Schedule
 from tests.browser_fixture import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -30,6 +30,13 @@ def test_it_has_no_axe_violations_on_the_main_pages(live_server, page, artifacts
         "plan form": "/plans/new/",
         "plan edit": f"/plans/{plan.pk}/edit/",
         "plan detail": f"/plans/{plan.pk}/",
+        "plan with a warning": f"/plans/{Plan.objects.exclude(warnings=[]).first().pk}/",
+        "cancel plan": f"/plans/{plan.pk}/cancel/",
+        "vehicles": "/vehicles/",
+        "schedules": "/schedules/",
+        "schedule form": "/schedules/new/",
+        "schedule page": f"/schedules/{Schedule.objects.first().pk}/",
+        "schedule edit": f"/schedules/{Schedule.objects.first().pk}/edit/",
     }
     for name, path in pages.items():
         page.goto(f"{live_server.url}{path}")
@@ -40,4 +47,9 @@ def test_it_has_no_axe_violations_on_the_main_pages(live_server, page, artifacts
     expect_errors = page.locator(".field-error, .errorlist, [role=alert]")
     assert expect_errors.count() > 0
     assert_no_violations(page, "plan form with errors")
+
+    page.goto(f"{live_server.url}/schedules/{Schedule.objects.first().pk}/edit/")
+    page.get_by_role("button", name="Review the effect").click()
+    page.locator("#schedule-effect").wait_for()
+    assert_no_violations(page, "schedule edit with its effect and preview")
     assert console_errors == []
