@@ -55,6 +55,12 @@ class Occurrence:
     #: Why the schedule makes no plan this day (a skip or a pause), or "".
     excepted: str = ""
 
+    @property
+    def impossible(self) -> bool:
+        """A short stay on a spring-forward night can be left with no time at all (02:30 →
+        03:10 becomes 03:30 → 03:10): that day cannot have a plan."""
+        return self.end <= self.start
+
 
 def _resolve(wall: datetime, zone: ZoneInfo, what: str) -> tuple[datetime, str]:
     """The instant of a wall-clock time by the DST rule, with a note when the rule decided."""
@@ -90,6 +96,8 @@ def occurrence_on(spec: ScheduleSpec, day: date) -> Occurrence:
     end, end_note = _resolve(depart, zone, "Departure")
     notes = [n for n in (start_note, end_note) if n]
     length = end - start
+    if length <= timedelta(0):
+        notes.append("The clocks jump forward during this stay and leave no time: no plan.")
     if length != spec.wall_length and not notes:
         notes.append(
             f"The clocks change during this stay: it lasts {_span(length)}, not "

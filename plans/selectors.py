@@ -237,7 +237,12 @@ def plan_form_vehicles(*, current_pk: int | None = None) -> QuerySet[Vehicle]:
 
 def plan_detail(*, pk: int) -> Plan:
     return Plan.objects.select_related(
-        "location", "vehicle", "schedule", "created_by", "updated_by"
+        "location",
+        "vehicle",
+        "schedule__vehicle",
+        "schedule__location",
+        "created_by",
+        "updated_by",
     ).get(pk=pk)
 
 

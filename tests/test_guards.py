@@ -159,7 +159,9 @@ def test_it_warns_when_more_plans_overlap_than_the_site_has_charge_points(dispat
 
 
 @pytest.mark.django_db
-def test_a_second_identical_plan_is_a_warning_and_both_plans_show_it(dispatcher):
+def test_a_second_identical_plan_is_a_warning_and_both_plans_show_it(
+    dispatcher, django_capture_on_commit_callbacks
+):
     bus = make_vehicle("bus 12")
     first = make_plan(user=dispatcher, location=bus.home_location, accept_warnings=())
     with pytest.raises(GuardWarnings) as excinfo:
@@ -169,7 +171,11 @@ def test_a_second_identical_plan_is_a_warning_and_both_plans_show_it(dispatcher)
         f"Plan {first.pk} is the same plan: same site, vehicle, window and target."
     )
 
-    second = make_plan(user=dispatcher, location=bus.home_location, accept_warnings=("duplicate",))
+    # The first plan's warnings follow once the second plan's save has committed.
+    with django_capture_on_commit_callbacks(execute=True):
+        second = make_plan(
+            user=dispatcher, location=bus.home_location, accept_warnings=("duplicate",)
+        )
     first.refresh_from_db()
     assert [w["code"] for w in first.warnings] == ["duplicate"]
     assert [w["code"] for w in second.warnings] == ["duplicate"]
@@ -349,3 +355,12 @@ def test_cancel_needs_a_reason_and_happens_once(dispatcher):
         services.plan_cancel(plan=plan, user=dispatcher, reason="Gone again.")
     with pytest.raises(services.PlanActionError):
         services.plan_submit(plan=plan, user=dispatcher)
+
+
+@pytest.mark.django_db
+def test_an_edit_asks_again_when_an_accepted_warnings_numbers_change(dispatcher):
+    bus = make_vehicle("bus 12", battery_kwh="140", max_charge_kw="300")
+    plan = _charge(dispatcher, bus, _start(), kwh=160, accept_warnings=("battery",))
+    with pytest.raises(GuardWarnings) as excinfo:
+        services.plan_update(plan=plan, user=dispatcher, expected_charge_kwh=1000)
+    assert excinfo.value.warnings[0].text.startswith("Needs 1000 kWh")

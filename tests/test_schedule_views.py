@@ -230,3 +230,52 @@ def test_the_edit_form_shows_times_as_typed_so_it_can_be_sent_back(
     page = dispatcher_client.get(f"/schedules/{schedule.pk}/edit/").content.decode()
     assert 'name="arrive_at" value="18:30"' in page
     assert 'name="depart_at" value="05:45"' in page
+
+
+def test_an_edit_that_brings_warnings_is_applied_only_with_save_anyway(
+    dispatcher_client, dispatcher, bus
+):
+    schedule, _ = services.schedule_create(user=dispatcher, **_values(bus))
+    edit = {**_data(bus, weekdays=[str(d) for d in range(1, 8)]), "seen_revision": "1"}
+    edit["expected_charge_kwh"] = "400"  # bus 12's battery is 300 kWh
+    review = dispatcher_client.post(f"/schedules/{schedule.pk}/edit/", {**edit, "action": "review"})
+    reviewed, shown = review.context["reviewed"], review.context["form"].data["warnings_shown"]
+    assert "battery" in shown
+    refused = dispatcher_client.post(
+        f"/schedules/{schedule.pk}/edit/",
+        {**edit, "action": "apply", "reviewed": reviewed, "warnings_shown": shown},
+    )
+    assert refused.status_code == 200
+    assert "the preview has warnings" in refused.content.decode()
+    schedule.refresh_from_db()
+    assert schedule.expected_charge_kwh == 160
+    applied = dispatcher_client.post(
+        f"/schedules/{schedule.pk}/edit/",
+        {
+            **edit,
+            "action": "apply",
+            "reviewed": reviewed,
+            "warnings_shown": shown,
+            "save_anyway": "on",
+        },
+    )
+    assert applied.status_code == 302
+    schedule.refresh_from_db()
+    assert schedule.expected_charge_kwh == 400
+
+
+def test_a_schedule_submits_by_itself_only_for_those_who_may_submit(client, bus):
+    from django.contrib.auth.models import Permission, User
+
+    planner = User.objects.create_user("planner", password="planner-pass-123")
+    planner.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=["view_schedule", "add_schedule", "change_schedule", "view_vehicle"]
+        )
+    )
+    client.force_login(planner)
+    response = client.post("/schedules/new/", _data(bus, auto_submit="on"))
+    assert response.status_code == 200
+    assert "You may not send plans to MINT" in response.content.decode()
+    assert Schedule.objects.count() == 0
+    assert client.post("/schedules/new/", _data(bus)).status_code == 302

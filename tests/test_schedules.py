@@ -1,6 +1,7 @@
 """Repeating schedules: site wall-clock times across DST changes, materialising once however
 many workers run, skip / pause / end, detach, and edits applied only as previewed."""
 
+import itertools
 import threading
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -438,3 +439,261 @@ def test_the_command_and_the_worker_make_the_plans_that_are_due(dispatcher, sett
     services.plan_state_counts_rebuild()
     call_command("mint_worker", "--once", "--name", "w", stdout=StringIO(), stderr=StringIO())
     assert Plan.objects.filter(schedule=schedule).count() == len(made.created)
+
+
+# Found in review ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_stay_the_spring_night_leaves_no_time_for_gets_no_plan_and_stops_nothing(
+    dispatcher, settings
+):
+    settings.SCHEDULE_HORIZON_DAYS = 7
+    site = make_location(time_zone="Europe/Berlin")
+    night = services.schedule_create(
+        user=dispatcher,
+        vehicle=make_vehicle("bus 1", location=site),
+        location=site,
+        weekdays="7",
+        arrive_at=time(2, 30),
+        depart_at=time(3, 10),
+        depart_day_offset=0,
+        target_kind="charge",
+        expected_charge_kwh=10,
+        valid_from=date(2027, 3, 20),
+    )[0]
+    other = _schedule(
+        dispatcher, vehicle=make_vehicle("bus 2", location=site), valid_from=date(2027, 3, 20)
+    )[0]
+    spring = datetime(2027, 3, 25, 12, 0, tzinfo=UTC)
+
+    made = services.schedules_materialize(now=spring)
+
+    assert not Plan.objects.filter(schedule=night).exists()
+    assert Plan.objects.filter(schedule=other).count() == len(made.created) > 0
+    event = ScheduleEvent.objects.get(schedule=night, action="conflict")
+    assert "The clocks jump forward during this stay and leave no time" in event.text
+
+
+@pytest.mark.django_db
+def test_an_edit_that_moves_every_stay_later_is_applied(dispatcher, settings):
+    settings.SCHEDULE_HORIZON_DAYS = 4
+    schedule, _ = _schedule(dispatcher, arrive_at=time(18, 30), depart_at=time(17, 0))
+    result = services.schedule_update(
+        schedule=schedule,
+        user=dispatcher,
+        seen_revision=1,
+        arrive_at=time(20, 0),
+        depart_at=time(19, 0),
+    )
+    assert result.changed >= 3
+    coming = Plan.objects.filter(schedule=schedule, revision=1, state="draft").exclude(
+        scheduled_start__lte=timezone.now()
+    )
+    from zoneinfo import ZoneInfo
+
+    starts = {f"{p.scheduled_start.astimezone(ZoneInfo('Europe/Berlin')):%H:%M}" for p in coming}
+    assert starts == {"20:00"}
+
+
+@pytest.mark.django_db
+def test_an_overlap_is_found_across_the_autumn_clock_change(dispatcher):
+    from django.core.exceptions import ValidationError
+
+    site = make_location(time_zone="Europe/Berlin")
+    bus = make_vehicle("bus 12", location=site)
+    start = datetime(2026, 10, 25, 10, 0, tzinfo=UTC) + timedelta(days=364)  # 24 Oct 2027
+    week = services.plan_create(
+        user=dispatcher,
+        vehicle=bus,
+        location=site,
+        target_kind="charge",
+        expected_charge_kwh=50,
+        scheduled_start=start,
+        # Seven days on the Berlin clock across the fall-back night: 7 d 1 h in real time.
+        scheduled_end=start + timedelta(days=7, hours=1),
+    )
+    with pytest.raises(ValidationError) as excinfo:
+        services.plan_create(
+            user=dispatcher,
+            vehicle=bus,
+            location=site,
+            target_kind="charge",
+            expected_charge_kwh=50,
+            scheduled_start=week.scheduled_end - timedelta(minutes=30),
+            scheduled_end=week.scheduled_end + timedelta(hours=2),
+        )
+    assert f"already has plan {week.pk}" in excinfo.value.message_dict["vehicle"][0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_skip_names_the_plan_on_the_wire_that_it_could_not_call_off(dispatcher, settings):
+    settings.SCHEDULE_HORIZON_DAYS = 3
+    schedule, _ = _schedule(dispatcher)
+    day = timezone.now().date() + timedelta(days=1)
+    plan = Plan.objects.get(schedule=schedule, occurrence_date=day)
+    services.plan_submit(plan=plan, user=dispatcher)
+    services.submissions_claim(worker="w", limit=10)
+    result = services.schedule_except(
+        schedule=schedule, user=dispatcher, kind="skip", first_day=day, last_day=day
+    )
+    assert result.skipped and "being sent" in result.text
+    assert f"Plan {plan.pk}" in schedule.events.last().text
+
+
+def _paused_guard(monkeypatch, module):
+    """Make ``module.plans_guard`` wait, after it has read the plans, until told to go on: the
+    moment another transaction can slip in."""
+    guarded, go = threading.Event(), threading.Event()
+    real = module.plans_guard
+
+    def slow(**kwargs):
+        report = real(**kwargs)
+        guarded.set()
+        go.wait(5)
+        return report
+
+    monkeypatch.setattr(module, "plans_guard", slow)
+    return guarded, go
+
+
+def _in_threads(*targets):
+    errors = []
+
+    def run(target):
+        try:
+            target()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return errors
+
+
+def _bare_schedule(dispatcher, settings):
+    settings.SCHEDULE_HORIZON_DAYS = 2
+    with transaction.atomic():
+        schedule, _ = _schedule(dispatcher)
+        Plan.objects.filter(schedule=schedule).delete()
+    services.plan_state_counts_rebuild()
+    return schedule
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_typed_plan_and_the_worker_cannot_both_miss_each_other(dispatcher, settings, monkeypatch):
+    assert connection.vendor == "postgresql", "run with DATABASE_URL=postgres://…"
+    import plans.services.schedules as module
+    from plans.timezones import local_to_utc
+
+    schedule = _bare_schedule(dispatcher, settings)
+    guarded, go = _paused_guard(monkeypatch, module)
+    tomorrow = timezone.now().date() + timedelta(days=1)
+
+    def typed():
+        guarded.wait(5)
+        threading.Timer(1.0, go.set).start()  # the typed save waits for the worker's lock
+        services.plan_create(
+            user=dispatcher,
+            vehicle=schedule.vehicle,
+            location=schedule.location,
+            scheduled_start=local_to_utc(datetime.combine(tomorrow, time(19)), "Europe/Berlin"),
+            scheduled_end=local_to_utc(datetime.combine(tomorrow, time(21)), "Europe/Berlin"),
+            target_kind="charge",
+            expected_charge_kwh=20,
+        )
+
+    errors = _in_threads(services.schedules_materialize, typed)
+
+    assert [type(e).__name__ for e in errors] == ["ValidationError"]
+    windows = sorted(
+        Plan.objects.filter(vehicle=schedule.vehicle).values_list(
+            "scheduled_start", "scheduled_end"
+        )
+    )
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(windows))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_skip_made_while_the_worker_works_calls_off_what_it_made(
+    dispatcher, settings, monkeypatch
+):
+    assert connection.vendor == "postgresql", "run with DATABASE_URL=postgres://…"
+    import plans.services.schedules as module
+
+    schedule = _bare_schedule(dispatcher, settings)
+    guarded, go = _paused_guard(monkeypatch, module)
+    tomorrow = timezone.now().date() + timedelta(days=1)
+
+    def skip():
+        guarded.wait(5)
+        threading.Timer(1.0, go.set).start()
+        services.schedule_except(
+            schedule=schedule,
+            user=dispatcher,
+            kind="skip",
+            first_day=tomorrow,
+            last_day=tomorrow,
+        )
+
+    assert _in_threads(services.schedules_materialize, skip) == []
+    states = set(
+        Plan.objects.filter(schedule=schedule, occurrence_date=tomorrow).values_list(
+            "state", flat=True
+        )
+    )
+    assert states in (set(), {"withdrawn"})
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_edit_beside_the_worker_does_not_deadlock(dispatcher, settings, monkeypatch):
+    assert connection.vendor == "postgresql", "run with DATABASE_URL=postgres://…"
+    import plans.services.plan as plan_module
+    from plans.timezones import local_to_utc
+
+    site = make_location(time_zone="Europe/Berlin", charge_points=1)
+    settings.SCHEDULE_HORIZON_DAYS = 2
+    with transaction.atomic():
+        schedule, _ = _schedule(dispatcher, vehicle=make_vehicle("bus 12", location=site))
+        Plan.objects.filter(schedule=schedule).delete()
+    services.plan_state_counts_rebuild()
+    tomorrow = timezone.now().date() + timedelta(days=1)
+    neighbour = services.plan_create(
+        user=dispatcher,
+        vehicle=make_vehicle("van 3", location=site),
+        location=site,
+        scheduled_start=local_to_utc(datetime.combine(tomorrow, time(19)), "Europe/Berlin"),
+        scheduled_end=local_to_utc(datetime.combine(tomorrow, time(21)), "Europe/Berlin"),
+        target_kind="charge",
+        expected_charge_kwh=20,
+    )
+    locked, go = threading.Event(), threading.Event()
+    real = plan_module._guard
+
+    def slow_guard(plan, **kwargs):
+        real(plan, **kwargs)
+        locked.set()
+        go.wait(5)
+
+    monkeypatch.setattr(plan_module, "_guard", slow_guard)
+
+    def edit():
+        services.plan_update(plan=neighbour, user=dispatcher, status_note="gate 3")
+
+    def worker():
+        locked.wait(5)
+        threading.Timer(1.5, go.set).start()
+        services.schedules_materialize()
+
+    assert _in_threads(edit, worker) == []
+    neighbour.refresh_from_db()
+    assert neighbour.status_note == "gate 3"
+    assert [w["code"] for w in neighbour.warnings] == ["charge_points"]

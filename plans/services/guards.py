@@ -15,12 +15,14 @@ Withdrawn and cancelled plans take no part. Range energy is km × consumption / 
 vehicle's default consumption when the plan gives none.
 """
 
+import logging
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.db import OperationalError, transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
@@ -34,8 +36,13 @@ from plans.models import (
 )
 from plans.timezones import utc_to_local
 
+logger = logging.getLogger("plans.guards")
+
 #: Warning codes, in the order they are shown.
 WARNING_CODES = ("battery", "power", "charge_points", "duplicate")
+#: How far before a window a plan overlapping it can start: the longest window (7 days on the
+#: site's clock) plus a day, since a week across an autumn clock change lasts 7 d 1 h.
+LOOKBACK = PLAN_MAX_WINDOW + timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +170,7 @@ def _stays(candidates: list[PlanCandidate]) -> list[_Stay]:
     the same sites, starting at most a plan's longest window before the earliest candidate."""
     vehicle_ids = {c.vehicle.pk for c in candidates if c.vehicle}
     site_ids = {c.location.pk for c in candidates}
-    low = min(c.start for c in candidates) - PLAN_MAX_WINDOW
+    low = min(c.start for c in candidates) - LOOKBACK
     high = max(c.end for c in candidates)
     columns = (
         "pk",
@@ -210,7 +217,7 @@ class _Timeline:
             self.stays.sort(key=lambda s: s.start)
             self._starts = [s.start for s in self.stays]
             self._sorted = True
-        first = bisect_left(self._starts, start - PLAN_MAX_WINDOW)
+        first = bisect_left(self._starts, start - LOOKBACK)
         last = bisect_left(self._starts, end)
         return [s for s in self.stays[first:last] if s.end > start]
 
@@ -267,8 +274,11 @@ def plans_guard(*, candidates: list[PlanCandidate], saved: bool = False) -> list
     if not candidates:
         return []
     known = _Known(saved=saved)
+    # New versions of saved plans stand for them: the old rows are not met, by anyone.
+    replaced = set() if saved else {c.pk for c in candidates if c.pk}
     for stay in _stays(candidates):
-        known.add(stay)
+        if stay.pk not in replaced:
+            known.add(stay)
     batch = [
         _Stay(
             -(i + 1),
@@ -353,10 +363,10 @@ def _guard_one(candidate: PlanCandidate, me: _Stay, index: int, known: _Known) -
                 )
             )
     if site.charge_points:
-        # Every stay here counts, this one as it will be: a new row is in the timeline itself,
-        # a saved plan is there as it is. (An edit's old version is too, so it is not cached.)
+        # Every stay here counts, this one as it will be (a new row or version is in the
+        # timeline itself, a saved plan is there as it is), so the answer is the window's.
         key = (site.pk, me.start, me.end)
-        cacheable = not known.refused and (known.saved or not candidate.pk)
+        cacheable = not known.refused
         if cacheable and key in known.busiest:
             most, at = known.busiest[key]
         else:
@@ -405,7 +415,7 @@ def plan_warnings_refresh(
     for site_id, start, end in windows:
         match |= Q(
             location_id=site_id,
-            scheduled_start__gt=start - PLAN_MAX_WINDOW,
+            scheduled_start__gt=start - LOOKBACK,
             scheduled_start__lt=end,
             scheduled_end__gt=start,
         )
@@ -446,3 +456,32 @@ def plan_warnings_refresh_for(
     return plan_warnings_refresh(
         windows=[(span["location_id"], span["start"], span["end"]) for span in spans]
     )
+
+
+def plan_warnings_refresh_after_commit(
+    *,
+    windows: list[tuple[int, datetime, datetime]],
+    exclude: set[int] = frozenset(),
+    created_before: datetime | None = None,
+) -> None:
+    """``plan_warnings_refresh`` once the current transaction has committed, in one of its own.
+
+    Neighbours' warnings are derived flags. Updating their rows inside the transaction that
+    saves a plan would hold those rows until it commits, in whatever order plans are saved:
+    two saves side by side could wait on each other. Done after, a save locks only its own plan
+    and the counters, always in that order. A refresh that meets a lock conflict is tried again.
+    """
+
+    def refresh() -> None:
+        for attempt in range(3):
+            try:
+                with transaction.atomic():
+                    plan_warnings_refresh(
+                        windows=windows, exclude=exclude, created_before=created_before
+                    )
+                return
+            except OperationalError:
+                if attempt == 2:
+                    logger.warning("neighbouring plans' warnings not refreshed", exc_info=True)
+
+    transaction.on_commit(refresh)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from plans.mint.payload import build_plan_payload, encode_body
 from plans.models import (
     CALLED_OFF_STATES,
+    DeliveryAttempt,
     Location,
     Plan,
     PlanEvent,
@@ -33,7 +34,7 @@ from plans.models import (
 from plans.services.guards import (
     GuardWarnings,
     PlanCandidate,
-    plan_warnings_refresh,
+    plan_warnings_refresh_after_commit,
     plans_guard,
 )
 
@@ -165,17 +166,22 @@ def _validate_plan(plan: Plan, *, now: datetime | None = None) -> None:
         raise ValidationError(errors)
 
 
-def _guard(plan: Plan, *, accept_warnings, known: set[str] = frozenset()) -> None:
+def _guard(plan: Plan, *, accept_warnings, known: set[tuple[str, str]] = frozenset()) -> None:
     """Apply the guards to a plan about to be saved: refuse it on an error; refuse it on a
     warning the dispatcher has not accepted (``known``: the plan's warnings before this edit,
-    accepted already); keep the warnings on the plan for the pages."""
+    accepted already; word for word, so the same warning with other numbers is asked about
+    again); keep the warnings on the plan for the pages."""
     if plan.vehicle_id:
         # Serialise the vehicle's plans: two saves at once cannot both miss each other.
         list(Vehicle.objects.select_for_update().filter(pk=plan.vehicle_id).values("pk"))
     report = plans_guard(candidates=[PlanCandidate.of(plan)])[0]
     if report.errors:
         raise ValidationError({f.field: [f.text] for f in report.errors}, code="guard")
-    unaccepted = report.warning_codes - set(accept_warnings) - set(known)
+    unaccepted = [
+        w
+        for w in report.warnings
+        if w.code not in accept_warnings and (w.code, w.text) not in known
+    ]
     if unaccepted:
         raise GuardWarnings(report.warnings)
     plan.warnings = report.stored_warnings()
@@ -224,7 +230,7 @@ def plan_create(
     _validate_plan(plan)
     _guard(plan, accept_warnings=accept_warnings)
     plan.save()
-    plan_warnings_refresh(windows=[_window(plan)], exclude={plan.pk})
+    plan_warnings_refresh_after_commit(windows=[_window(plan)], exclude={plan.pk})
     _record(
         _event(
             plan=plan,
@@ -288,7 +294,7 @@ def plan_update(
         # Saved without a change: no new revision, and a waiting message stays queued.
         return plan
     before = _window(plan)
-    known = {w["code"] for w in plan.warnings}
+    known = {(w["code"], w["text"]) for w in plan.warnings}
     old_vehicle = plan.vehicle
     for field, value in changes.items():
         setattr(plan, field, value)
@@ -313,7 +319,7 @@ def plan_update(
         # Edited on its own: the schedule's later edits leave this plan alone from now on.
         plan.schedule_detached = True
     plan.save()
-    plan_warnings_refresh(windows=[before, _window(plan)], exclude={plan.pk})
+    plan_warnings_refresh_after_commit(windows=[before, _window(plan)], exclude={plan.pk})
     text = f"Edited; now revision {plan.revision}." if submitted else "Edited."
     if from_state in (PlanState.QUEUED, PlanState.RETRYING):
         text += " The message waiting to be sent was withdrawn."
@@ -344,6 +350,14 @@ def plan_accepted_revision(plan: Plan) -> int | None:
         .values_list("revision", flat=True)
         .first()
     )
+
+
+def plan_maybe_at_mint(plan: Plan) -> bool:
+    """Whether MINT may hold a revision the portal never saw accepted: an attempt got no clear
+    answer (a timeout, a 5xx, a garbled reply) and MINT may have taken it all the same."""
+    return DeliveryAttempt.objects.filter(
+        submission__plan=plan, outcome=DeliveryAttempt.Outcome.UNAVAILABLE
+    ).exists()
 
 
 @transaction.atomic
@@ -379,11 +393,16 @@ def plan_cancel(*, plan: Plan, user: AbstractBaseUser | None, reason: str, actor
         plan.updated_by = user
     plan.warnings = []
     plan.save(update_fields=["state", "updated_by", "updated_at", "warnings"])
-    plan_warnings_refresh(windows=[_window(plan)], exclude={plan.pk})
+    plan_warnings_refresh_after_commit(windows=[_window(plan)], exclude={plan.pk})
     if held:
         text = (
             f"Cancelled in the portal: {reason} MINT's API has no cancel, so MINT still holds "
             f"revision {held}."
+        )
+    elif plan_maybe_at_mint(plan):
+        text = (
+            f"Withdrawn: {reason} MINT never confirmed this plan, but an attempt got no clear "
+            f"answer, so MINT may hold it."
         )
     else:
         text = f"Withdrawn: {reason} MINT never accepted this plan."

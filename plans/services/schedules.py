@@ -44,8 +44,9 @@ from plans.schedule_rules import (
 from plans.services.guards import (
     WARNING_CODES,
     Finding,
+    GuardReport,
     PlanCandidate,
-    plan_warnings_refresh,
+    plan_warnings_refresh_after_commit,
     plans_guard,
 )
 from plans.services.plan import (
@@ -233,7 +234,6 @@ def schedules_materialize(
     running it twice, or in two workers at once, makes each plan once."""
     now = now or timezone.now()
     result = MaterializeResult()
-    auto: list[tuple[Plan, Schedule]] = []
     with transaction.atomic():
         today = now.date()
         horizon = timedelta(days=settings.SCHEDULE_HORIZON_DAYS)
@@ -251,6 +251,14 @@ def schedules_materialize(
         if not schedules:
             return result
         ids = [s.pk for s in schedules]
+        # The same lock a typed plan takes (plan_create): a dispatcher saving a plan for one of
+        # these vehicles waits, so neither misses the other's window.
+        list(
+            Vehicle.objects.select_for_update()
+            .filter(pk__in={s.vehicle_id for s in schedules})
+            .order_by("pk")
+            .values("pk")
+        )
         exceptions = defaultdict(list)
         for exception in ScheduleException.objects.filter(
             schedule_id__in=ids, last_day__gte=today - timedelta(days=8)
@@ -263,7 +271,7 @@ def schedules_materialize(
             for occurrence in occurrences(
                 spec, local_today - timedelta(days=PLAN_MAX_WINDOW.days), local_today + horizon
             ):
-                if occurrence.end > now and occurrence.start < now + horizon + timedelta(days=1):
+                if occurrence.end > now and occurrence.start < now + horizon:
                     wanted.append((schedule, occurrence))
         if not wanted:
             return result
@@ -283,10 +291,12 @@ def schedules_materialize(
         missing = [(s, o) for s, o in wanted if (s.pk, o.day) not in made]
         if not missing:
             return result
-        reports = plans_guard(candidates=[_candidate(s, o) for s, o in missing])
+        possible = [(s, o) for s, o in missing if not o.impossible]
+        found = iter(plans_guard(candidates=[_candidate(s, o) for s, o in possible]))
+        reports = [GuardReport() if o.impossible else next(found) for _, o in missing]
         plans, conflicts = [], []
         for (schedule, occurrence), report in zip(missing, reports, strict=True):
-            problem = _cannot_make(schedule, report)
+            problem = _cannot_make(schedule, occurrence, report)
             if problem:
                 if (schedule.pk, occurrence.day) not in told:
                     conflicts.append(
@@ -342,8 +352,16 @@ def schedules_materialize(
         if plans:
             _refresh_around(plans, made_at=made_at)
         result.created = [p.pk for p in plans]
-        auto = [(p, p.schedule) for p in plans if p.schedule.auto_submit]
-        for plan, schedule in auto:
+        for plan in plans:
+            schedule = plan.schedule
+            if not schedule.auto_submit:
+                continue
+            if not schedule.updated_by.has_perm("plans.submit_plan"):
+                logger.warning(
+                    "schedule plan left as a draft: its owner may no longer submit",
+                    extra={"schedule_id": schedule.pk, "plan_id": plan.pk},
+                )
+                continue
             plan_submit(plan=plan, user=schedule.updated_by)
             result.submitted += 1
     if result.created or result.conflicts:
@@ -354,7 +372,9 @@ def schedules_materialize(
     return result
 
 
-def _cannot_make(schedule: Schedule, report) -> str:
+def _cannot_make(schedule: Schedule, occurrence: Occurrence, report: GuardReport) -> str:
+    if occurrence.impossible:
+        return occurrence.dst_notes[-1]
     if not schedule.location.is_active:
         return f"{schedule.location.name} is no longer active."
     if not schedule.vehicle.is_active:
@@ -371,7 +391,7 @@ def _refresh_around(plans: list[Plan], *, made_at: datetime) -> None:
     for plan in plans:
         low, high = spans.setdefault(plan.location_id, [plan.scheduled_start, plan.scheduled_end])
         spans[plan.location_id] = [min(low, plan.scheduled_start), max(high, plan.scheduled_end)]
-    plan_warnings_refresh(
+    plan_warnings_refresh_after_commit(
         windows=[(site, low, high) for site, (low, high) in spans.items()],
         created_before=made_at,
     )
@@ -462,6 +482,7 @@ class PlanChange:
     #: The plan's day as the edited schedule has it, or None: the day leaves the schedule.
     occurrence: Occurrence | None
     errors: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
 
     @property
     def resends(self) -> bool:
@@ -492,6 +513,10 @@ class ScheduleEffect:
     @property
     def has_errors(self) -> bool:
         return any(c.errors for c in self.changes)
+
+    @property
+    def warning_codes(self) -> set[str]:
+        return {w.code for c in self.changes for w in c.warnings}
 
 
 def _plan_values(schedule: Schedule, occurrence: Occurrence) -> dict:
@@ -544,7 +569,7 @@ def schedule_effect(*, schedule: Schedule, edited: Schedule) -> ScheduleEffect:
     moving = [c for c in changes if c.occurrence is not None]
     reports = plans_guard(candidates=[_candidate(edited, c.occurrence, c.plan.pk) for c in moving])
     for change, report in zip(moving, reports, strict=True):
-        change.errors = report.errors
+        change.errors, change.warnings = report.errors, report.warnings
     return ScheduleEffect(changes=changes, untouched_detached=len(detached))
 
 
@@ -600,7 +625,14 @@ def schedule_update(
     edited.save()
     result = ScheduleUpdateResult()
     note = f"Changed with schedule {schedule.pk}, now revision {edited.revision}."
-    for change in effect.changes:
+    # Every plan row first, in one order, before any history row moves the shared counters.
+    list(
+        Plan.objects.select_for_update(of=("self",))
+        .filter(pk__in=[c.plan.pk for c in effect.changes])
+        .order_by("pk")
+        .values("pk")
+    )
+    for change in _in_safe_order(effect.changes):
         plan = change.plan
         try:
             if change.occurrence is None:
@@ -638,6 +670,18 @@ def schedule_update(
     return result
 
 
+def _in_safe_order(changes: list[PlanChange]) -> list[PlanChange]:
+    """The order in which the plans can take the edit one by one without meeting each other on
+    the way (the whole edit was checked as one batch): called-off days first, then the plans
+    that move later from the last one back, then the rest from the first one on."""
+    off = [c for c in changes if c.occurrence is None]
+    later = [c for c in changes if c.occurrence and c.occurrence.start > c.plan.scheduled_start]
+    rest = [c for c in changes if c.occurrence and c.occurrence.start <= c.plan.scheduled_start]
+    later.sort(key=lambda c: c.plan.scheduled_start, reverse=True)
+    rest.sort(key=lambda c: c.plan.scheduled_start)
+    return off + later + rest
+
+
 # Exceptions and the end ----------------------------------------------------------------------
 
 
@@ -647,6 +691,22 @@ class CallOffResult:
     cancelled: int = 0
     kept_detached: list[int] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """What happened to the plans, in words for the history and the page."""
+        text = f"{self.withdrawn} plan(s) withdrawn, {self.cancelled} cancelled in the portal"
+        if self.cancelled:
+            text += " (MINT still holds them: see each plan)"
+        if self.kept_detached:
+            kept = ", ".join(str(pk) for pk in self.kept_detached)
+            text += (
+                f"; plan(s) {kept} were edited on their own and stay: cancel them there if needed"
+            )
+        if self.skipped:
+            text += "; NOT called off, being sent right now — cancel them when they land: "
+            text += "; ".join(self.skipped)
+        return text + "."
 
 
 def _call_off_days(
@@ -663,11 +723,14 @@ def _call_off_days(
     days = Q(occurrence_date__gte=first_day)
     if last_day is not None:
         days &= Q(occurrence_date__lte=last_day)
-    plans = (
+    # Every plan row first, in one order, before any history row moves the shared counters.
+    plans = list(
         Plan.objects.filter(days, schedule=schedule, scheduled_start__gt=timezone.now())
         .exclude(state__in=CALLED_OFF_STATES)
-        .order_by("scheduled_start")
+        .select_for_update(of=("self",))
+        .order_by("pk")
     )
+    plans.sort(key=lambda p: p.scheduled_start)
     for plan in plans:
         if plan.schedule_detached:
             result.kept_detached.append(plan.pk)
@@ -695,6 +758,8 @@ def schedule_except(
     reason: str = "",
 ) -> CallOffResult:
     """Skip one day, or pause from one day to another (holidays)."""
+    # Waits for a worker making this schedule's plans, so what it makes is then called off.
+    schedule = Schedule.objects.select_for_update(of=("self",)).get(pk=schedule.pk)
     if last_day < first_day:
         raise ValidationError({"last_day": ["The last day must not be before the first."]})
     if (last_day - first_day).days > 366:
@@ -723,13 +788,7 @@ def schedule_except(
         if kind == ScheduleException.Kind.SKIP
         else ScheduleEvent.Action.PAUSED,
         user,
-        f"{what}. {result.withdrawn} plan(s) withdrawn, {result.cancelled} cancelled"
-        + (
-            f"; plans edited on their own kept: {result.kept_detached}"
-            if result.kept_detached
-            else ""
-        )
-        + ".",
+        f"{what}. {result.text}",
         day=first_day,
     )
     return result
@@ -738,7 +797,7 @@ def schedule_except(
 @transaction.atomic
 def schedule_exception_lift(*, exception: ScheduleException, user: AbstractBaseUser) -> int:
     """Lift a skip or pause: its days get their plans again (those inside the horizon now)."""
-    schedule = exception.schedule
+    schedule = Schedule.objects.select_for_update(of=("self",)).get(pk=exception.schedule_id)
     text = f"Lifted: {exception}."
     exception.delete()
     _log(schedule, ScheduleEvent.Action.RESUMED, user, text)
@@ -776,7 +835,6 @@ def schedule_end(*, schedule: Schedule, user: AbstractBaseUser, last_day: date) 
         schedule,
         ScheduleEvent.Action.ENDED,
         user,
-        f"Ended after {last_day:%a} {last_day.day} {last_day:%b %Y}. {result.withdrawn} plan(s) "
-        f"withdrawn, {result.cancelled} cancelled.",
+        f"Ended after {last_day:%a} {last_day.day} {last_day:%b %Y}. {result.text}",
     )
     return result

@@ -15,7 +15,8 @@ from plans import selectors, services
 from plans.forms import ScheduleEndForm, ScheduleExceptionForm, ScheduleForm
 from plans.models import Location, Schedule, ScheduleException, Vehicle
 from plans.schedule_rules import DST_RULE
-from plans.views.common import is_number, require
+from plans.timezones import utc_to_local
+from plans.views.common import SUBMIT_PERM, is_number, require
 
 VIEW_FLEET_PERM = "plans.view_vehicle"
 VIEW_SCHEDULE_PERM = "plans.view_schedule"
@@ -64,6 +65,20 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+#: Said when a dispatcher without the right to submit would make plans go to MINT.
+NO_SUBMIT = (
+    "You may not send plans to MINT, so a schedule of yours cannot submit its plans or re-send "
+    "them; ask a dispatcher who may."
+)
+
+
+def _may_submit(request: HttpRequest, form: ScheduleForm, resends: bool = False) -> bool:
+    """Whether what the form asks for needs the right to submit plans, and the user has it."""
+    if not (resends or form.cleaned_data.get("auto_submit")):
+        return True
+    return request.user.has_perm(SUBMIT_PERM)
+
+
 def _fingerprint(values: dict) -> str:
     """What the dispatcher reviewed, condensed, so Apply can tell that nothing changed since."""
     text = repr(sorted((name, str(getattr(value, "pk", value))) for name, value in values.items()))
@@ -71,8 +86,9 @@ def _fingerprint(values: dict) -> str:
 
 
 def _status(schedule: Schedule, now) -> str:
-    """``active``, ``paused`` (today is in a pause or skip), ``ended`` or ``not started``."""
-    today = now.date()
+    """``active``, ``paused`` (today is in a pause or skip), ``ended`` or ``not started``, by
+    the date on the site's clock."""
+    today = utc_to_local(now, schedule.time_zone).date()
     if schedule.valid_until and schedule.valid_until < today:
         return "ended"
     if schedule.valid_from > today:
@@ -115,7 +131,9 @@ def schedule_create(request: HttpRequest) -> HttpResponse:
         else:
             shown = ",".join(context["preview_warnings"])
             accepted = form.accepted_warnings() and form.cleaned_data["warnings_shown"] == shown
-            if request.POST.get("action") == "save" and (not shown or accepted):
+            if request.POST.get("action") == "save" and not _may_submit(request, form):
+                form.add_error("auto_submit", NO_SUBMIT)
+            elif request.POST.get("action") == "save" and (not shown or accepted):
                 try:
                     schedule, made = services.schedule_create(
                         user=request.user, **form.schedule_values()
@@ -130,6 +148,12 @@ def schedule_create(request: HttpRequest) -> HttpResponse:
                         + (f", {made.submitted} submitted to MINT" if made.submitted else "")
                         + ".",
                     )
+                    if made.conflicts:
+                        messages.warning(
+                            request,
+                            f"{made.conflicts} day(s) got no plan: the vehicle is already in "
+                            f"another plan then. The schedule's history names each one.",
+                        )
                     return redirect("plans:schedule_detail", pk=schedule.pk)
             elif request.POST.get("action") == "save":
                 context["must_accept"] = True
@@ -210,12 +234,27 @@ def schedule_edit(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as exc:
             form.add_service_errors(exc)
         else:
-            seen = form.cleaned_data.get("seen_revision") or schedule.revision
-            reviewed = _fingerprint(form.schedule_values())
+            codes = sorted(set(context["preview_warnings"]) | effect.warning_codes)
+            context["preview_warnings"] = codes
+            shown = ",".join(codes)
+            accepted = not shown or (
+                form.accepted_warnings() and form.cleaned_data["warnings_shown"] == shown
+            )
             # Apply only what was reviewed: a field changed after Review is reviewed again.
-            if (
+            reviewed = _fingerprint({**form.schedule_values(), "warnings": shown})
+            seen = form.cleaned_data.get("seen_revision")
+            if action == "apply" and seen is None:
+                form.add_error(
+                    None, "This page is out of date: open the schedule's edit page again."
+                )
+            elif action == "apply" and effect.resent and not _may_submit(request, form, True):
+                form.add_error(None, NO_SUBMIT)
+            elif action == "apply" and not _may_submit(request, form):
+                form.add_error("auto_submit", NO_SUBMIT)
+            elif (
                 action == "apply"
                 and not effect.has_errors
+                and accepted
                 and request.POST.get("reviewed") == reviewed
             ):
                 try:
@@ -237,6 +276,10 @@ def schedule_edit(request: HttpRequest, pk: int) -> HttpResponse:
                     for problem in result.skipped:
                         messages.warning(request, problem)
                     return redirect("plans:schedule_detail", pk=schedule.pk)
+            elif action == "apply" and not accepted:
+                context["must_accept"] = True
+            form.data = form.data.copy()
+            form.data["warnings_shown"] = shown
             context.update({"effect": effect, "reviewing": True, "reviewed": reviewed})
     return render(request, "plans/schedule_form.html", context)
 
@@ -266,20 +309,8 @@ def schedule_except(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, _called_off_text(result, "Saved."))
+        messages.success(request, f"Saved. {result.text}")
     return redirect("plans:schedule_detail", pk=schedule.pk)
-
-
-def _called_off_text(result, lead: str) -> str:
-    text = (
-        f"{lead} {result.withdrawn} plan(s) withdrawn, {result.cancelled} cancelled in the portal"
-    )
-    if result.cancelled:
-        text += " (MINT still holds them: see each plan)"
-    if result.kept_detached:
-        kept = ", ".join(str(pk) for pk in result.kept_detached)
-        text += f"; plan(s) {kept} were edited on their own and stay: cancel them there if needed"
-    return text + "."
 
 
 @require_POST
@@ -290,7 +321,12 @@ def schedule_exception_lift(request: HttpRequest, pk: int, exception_pk: int) ->
     if exception is None:
         raise Http404("No such skip or pause.")
     made = services.schedule_exception_lift(exception=exception, user=request.user)
-    messages.success(request, f"Lifted: {exception}. {made} plan(s) made for its days.")
+    messages.success(
+        request,
+        f"Lifted: {exception}. {made} plan(s) made for its days inside the next "
+        f"{settings.SCHEDULE_HORIZON_DAYS} days; later days follow as they come. A day whose "
+        f"plan was already called off keeps it so: duplicate that plan to plan the day again.",
+    )
     return redirect("plans:schedule_detail", pk=schedule.pk)
 
 
@@ -309,5 +345,5 @@ def schedule_end(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, _called_off_text(result, "Schedule ended; past plans stay."))
+        messages.success(request, f"Schedule ended; past plans stay. {result.text}")
     return redirect("plans:schedule_detail", pk=schedule.pk)

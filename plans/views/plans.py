@@ -216,6 +216,7 @@ def plan_cancel(request: HttpRequest, pk: int) -> HttpResponse:
             "plan": plan,
             "form": form,
             "held_revision": services.plan_accepted_revision(plan),
+            "maybe_at_mint": services.plan_maybe_at_mint(plan),
             "cancellable": plan.state in services.CANCELLABLE_STATES,
             "cancel_notice": settings.CANCEL_NOTICE,
         },

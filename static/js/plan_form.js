@@ -129,17 +129,26 @@
     }
   });
 
+  // The consumption this script filled in: replaced when another vehicle is picked, unless
+  // the dispatcher has typed their own since.
+  var filledConsumption = null;
+
   if (vehicleSelect) {
     vehicleSelect.addEventListener("change", function () {
       var vehicle = chosenVehicle();
       if (vehicle) {
         var site = document.getElementById("id_location");
-        if (site && site.value !== vehicle.site) {
+        var offered = site && site.querySelector('option[value="' + vehicle.site + '"]');
+        if (offered && site.value !== vehicle.site) {
           site.value = vehicle.site;
           site.dispatchEvent(new Event("change"));
         }
-        if (consumptionInput && !consumptionInput.value) {
+        if (
+          consumptionInput &&
+          (!consumptionInput.value || consumptionInput.value === filledConsumption)
+        ) {
           consumptionInput.value = String(number(vehicle.consumption));
+          filledConsumption = consumptionInput.value;
         }
       }
       updateEstimate();

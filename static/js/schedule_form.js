@@ -25,7 +25,9 @@
   if (vehicleSelect && siteSelect) {
     vehicleSelect.addEventListener("change", function () {
       var vehicle = vehicles[vehicleSelect.value];
-      if (vehicle && siteSelect.value !== vehicle.site) {
+      // Only a site the list offers (an inactive home site is not one).
+      var offered = vehicle && siteSelect.querySelector('option[value="' + vehicle.site + '"]');
+      if (offered && siteSelect.value !== vehicle.site) {
         siteSelect.value = vehicle.site;
       }
     });

@@ -42,6 +42,11 @@ def test_picking_a_vehicle_fills_the_form_and_the_guards_speak_beside_the_field(
     )
     page.get_by_label("Range", exact=True).check()
     expect(page.get_by_label("Average consumption (kWh/100 km)")).to_have_value("110")
+    # Another vehicle replaces the consumption filled in for the first one.
+    page.get_by_label("Vehicle (optional)").select_option(label="van 21 · 90 kWh · Newark Yard")
+    expect(page.get_by_label("Average consumption (kWh/100 km)")).to_have_value("28")
+    page.get_by_label("Vehicle (optional)").select_option(label="bus 4 · 350 kWh · Brussels Depot")
+    expect(page.get_by_label("Average consumption (kWh/100 km)")).to_have_value("110")
     page.get_by_label("Expected range (km)").fill("200")
     expect(page.locator("#energy-estimate")).to_have_text("Estimated energy: ≈ 220 kWh")
     page.get_by_label("Charge", exact=True).check()
