@@ -28,6 +28,7 @@ from plans.models import (
 )
 from plans.selectors import PlanFilters
 from plans.services.guards import WARNING_CODES, Finding
+from plans.services.schedules import SCHEDULE_FIELDS
 from plans.timezones import LocalTimeError, local_to_utc, utc_to_wall
 
 LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
@@ -645,22 +646,9 @@ class ScheduleForm(forms.Form):
         add_service_errors(self, exc)
 
 
-#: The fields a dispatcher sets on a schedule (as ``services.SCHEDULE_FIELDS``).
-SCHEDULE_FORM_FIELDS = (
-    "vehicle",
-    "location",
-    "arrive_at",
-    "depart_at",
-    "depart_day_offset",
-    "target_kind",
-    "expected_range_km",
-    "average_consumption",
-    "expected_charge_kwh",
-    "status_note",
-    "valid_from",
-    "valid_until",
-    "auto_submit",
-)
+#: The fields a dispatcher sets on a schedule, weekdays aside (a list in the form, a string in
+#: the service).
+SCHEDULE_FORM_FIELDS = tuple(name for name in SCHEDULE_FIELDS if name != "weekdays")
 
 
 class ScheduleExceptionForm(forms.Form):

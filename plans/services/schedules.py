@@ -314,15 +314,7 @@ def schedules_materialize(
                 continue
             plans.append(
                 Plan(
-                    location=schedule.location,
-                    vehicle=schedule.vehicle,
-                    scheduled_start=occurrence.start,
-                    scheduled_end=occurrence.end,
-                    target_kind=schedule.target_kind,
-                    expected_range_km=schedule.expected_range_km,
-                    average_consumption=schedule.average_consumption,
-                    expected_charge_kwh=schedule.expected_charge_kwh,
-                    status_note=schedule.status_note,
+                    **_plan_values(schedule, occurrence),
                     schedule=schedule,
                     occurrence_date=occurrence.day,
                     warnings=report.stored_warnings(),
