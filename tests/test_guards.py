@@ -163,9 +163,11 @@ def test_a_second_identical_plan_is_a_warning_and_both_plans_show_it(
     dispatcher, django_capture_on_commit_callbacks
 ):
     bus = make_vehicle("bus 12")
-    first = make_plan(user=dispatcher, location=bus.home_location, accept_warnings=())
+    # One window for all three, read from the clock once.
+    window = {"scheduled_start": _start(), "scheduled_end": _start() + timedelta(hours=3)}
+    first = make_plan(user=dispatcher, location=bus.home_location, accept_warnings=(), **window)
     with pytest.raises(GuardWarnings) as excinfo:
-        make_plan(user=dispatcher, location=bus.home_location, accept_warnings=())
+        make_plan(user=dispatcher, location=bus.home_location, accept_warnings=(), **window)
     assert excinfo.value.warnings[0].code == "duplicate"
     assert excinfo.value.warnings[0].text == (
         f"Plan {first.pk} is the same plan: same site, vehicle, window and target."
@@ -174,7 +176,7 @@ def test_a_second_identical_plan_is_a_warning_and_both_plans_show_it(
     # The first plan's warnings follow once the second plan's save has committed.
     with django_capture_on_commit_callbacks(execute=True):
         second = make_plan(
-            user=dispatcher, location=bus.home_location, accept_warnings=("duplicate",)
+            user=dispatcher, location=bus.home_location, accept_warnings=("duplicate",), **window
         )
     first.refresh_from_db()
     assert [w["code"] for w in first.warnings] == ["duplicate"]
