@@ -38,11 +38,11 @@ import requests
 import seed
 
 WORKER_COUNTS = (1, 2, 4)
-#: The client refreshes a token this long before it expires, so a TTL of 60 + L gives L usable
-#: seconds; the token phase picks L to span about three lifetimes (at least 3 s: the wire
-#: format's whole seconds make a lifetime up to 1 s shorter).
-REFRESH_MARGIN = 60
-MIN_LIFETIME = 3
+#: The client refreshes a short-lived token a tenth of its lifetime before it expires, so a TTL
+#: of T gives 0.9 T usable seconds; the token phase picks T to span about three lifetimes (at
+#: least 4 s: the wire format's whole seconds make a lifetime up to 1 s shorter).
+USABLE_SHARE = 0.9
+MIN_TTL = 4
 
 
 class Sandbox:
@@ -269,10 +269,11 @@ def main() -> None:
             phases.append(result)
             print(f"  {workers} worker(s): {m / result['seconds']:,.0f} plans/s", flush=True)
         if not args.skip_token_phase:
-            lifetime = max(MIN_LIFETIME, math.ceil(phases[-1]["seconds"] / 3))
-            result = run_workers(sandbox, 4, m, "ttl", token_ttl=REFRESH_MARGIN + lifetime)
+            ttl = max(MIN_TTL, math.ceil(phases[-1]["seconds"] / 3 / USABLE_SHARE))
+            lifetime = ttl * USABLE_SHARE
+            result = run_workers(sandbox, 4, m, "ttl", token_ttl=ttl)
             result.update(
-                phase=f"mint_worker, token usable {lifetime} s",
+                phase=f"mint_worker, token lives {ttl} s",
                 workers=4,
                 usable_lifetime_s=lifetime,
             )

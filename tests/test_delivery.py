@@ -302,3 +302,17 @@ def test_refused_credentials_pause_the_worker_instead_of_hammering_mint(mint, se
     assert failed.state == "retrying"
     assert "MINT_CLIENT_SECRET" in failed.last_error
     assert Submission.objects.filter(attempt_count=0, state="queued").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_fetches_one_short_lived_token_for_many_deliveries(mint, dispatcher):
+    # A 5-second token: a fixed 60 s margin fetched a new one before every send.
+    mint.set_behaviour(token_ttl=5)
+    plans = [make_plan(user=dispatcher) for _ in range(30)]
+    for plan in plans:
+        services.plan_submit(plan=plan, user=dispatcher)
+
+    run_worker_until_settled(plans)
+
+    assert {p.state for p in plans} == {PlanState.ACCEPTED}
+    assert mint.token_requests == 1

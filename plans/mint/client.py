@@ -34,17 +34,40 @@ USER_AGENT = "mintportal/0.1"
 BODY_EXCERPT_CHARS = 500
 
 
+#: A token is refreshed this share of its lifetime before it expires, but never earlier than
+#: ``refresh_margin`` seconds (60 by default): a one-hour token is renewed a minute early, a
+#: 5-second one half a second early, instead of before every send.
+REFRESH_FRACTION = 0.1
+
+
 @dataclass(frozen=True)
 class Token:
-    """An access token and when it stops working, on *our* clock."""
+    """An access token and when it stops working, on *our* clock.
+
+    ``fetched_at`` (our clock, when MINT issued it) gives the token's lifetime, from which the
+    refresh margin is worked out; a token without it is treated as long-lived.
+    """
 
     access_token: str = field(repr=False)
     expires_at: datetime
+    fetched_at: datetime | None = None
 
     def is_valid(self, *, margin: float = 0.0, now: datetime | None = None) -> bool:
         """True while the token still has more than ``margin`` seconds to live."""
         now = now or datetime.now(UTC)
         return self.expires_at - now > timedelta(seconds=margin)
+
+    def refresh_margin(self, cap: float) -> float:
+        """Seconds before expiry to fetch a new token: the smaller of ``cap`` and 10 % of the
+        token's lifetime (a fixed 60 s made every token that lives ≤ 60 s a fetch per send)."""
+        if self.fetched_at is None:
+            return cap
+        lifetime = (self.expires_at - self.fetched_at).total_seconds()
+        return max(0.0, min(cap, REFRESH_FRACTION * lifetime))
+
+    def is_fresh(self, *, cap: float, now: datetime | None = None) -> bool:
+        """Valid for longer than its refresh margin: use it rather than fetch a new one."""
+        return self.is_valid(margin=self.refresh_margin(cap), now=now)
 
 
 class TokenStore(Protocol):
@@ -304,7 +327,11 @@ class MintClient:
                 "Token request failed: MINT answered 200 without a usable accessToken/expiration",
                 http_status=200,
             ) from None
-        return Token(access_token=access_token, expires_at=self._local_expiry(response, expiration))
+        return Token(
+            access_token=access_token,
+            expires_at=self._local_expiry(response, expiration),
+            fetched_at=datetime.now(UTC),
+        )
 
     @staticmethod
     def _local_expiry(response: requests.Response, expiration: datetime) -> datetime:
@@ -323,9 +350,10 @@ class MintClient:
         return now + (expiration - server_now)
 
     def _token(self) -> Token:
-        """A token with at least ``refresh_margin`` seconds left, refreshed via the store."""
+        """A token outside its refresh margin (see ``Token.refresh_margin``), else a fresh one
+        via the store."""
         token = self.token_store.current()
-        if token is not None and token.is_valid(margin=self.refresh_margin):
+        if token is not None and token.is_fresh(cap=self.refresh_margin):
             return token
         return self.token_store.refresh(self._fetch_token, token)
 

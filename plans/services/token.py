@@ -19,6 +19,7 @@ class DatabaseTokenStore:
     """
 
     def __init__(self, *, margin: float = 60.0) -> None:
+        #: The most a token is refreshed early; shorter-lived tokens use a share of their life.
         self.margin = margin
         self._cached: Token | None = None
 
@@ -27,29 +28,33 @@ class DatabaseTokenStore:
             return self._cached
         row = MintToken.objects.filter(pk=1).first()
         if row and row.access_token and row.expires_at:
-            self._cached = Token(access_token=row.access_token, expires_at=row.expires_at)
+            self._cached = Token(
+                access_token=row.access_token,
+                expires_at=row.expires_at,
+                fetched_at=row.fetched_at,
+            )
         return self._cached
 
     def refresh(self, fetch, stale: Token | None) -> Token:
         with transaction.atomic():
             row, _ = MintToken.objects.select_for_update().get_or_create(pk=1)
             stored = (
-                Token(access_token=row.access_token, expires_at=row.expires_at)
+                Token(
+                    access_token=row.access_token,
+                    expires_at=row.expires_at,
+                    fetched_at=row.fetched_at,
+                )
                 if row.access_token and row.expires_at
                 else None
             )
             stale_value = stale.access_token if stale else None
-            if (
-                stored
-                and stored.access_token != stale_value
-                and stored.is_valid(margin=self.margin)
-            ):
+            if stored and stored.access_token != stale_value and stored.is_fresh(cap=self.margin):
                 token = stored  # another worker refreshed while we waited for the lock
             else:
                 token = fetch()
                 row.access_token = token.access_token
                 row.expires_at = token.expires_at
-                row.fetched_at = timezone.now()
+                row.fetched_at = token.fetched_at or timezone.now()
                 row.save()
         self._cached = token
         return token

@@ -115,11 +115,32 @@ def test_it_reports_unauthorized_when_a_fresh_token_is_refused_too(mint_sandbox)
 
 
 def test_it_refreshes_a_token_inside_the_margin(mint_sandbox):
-    mint_sandbox.set_behaviour(token_ttl=30)
+    # A 30-second token with 2.5 s left is inside its margin (10 % of its life, 3 s).
+    now = datetime.now(UTC)
+    store = MemoryTokenStore()
+    aged = Token("x" * 20, now + timedelta(seconds=2.5), fetched_at=now - timedelta(seconds=27.5))
+    store.refresh(lambda: aged, None)
+    client = make_client(mint_sandbox.url, store=store, refresh_margin=60)
+    assert isinstance(client.send_plan(plan_body()), Accepted)
+    assert mint_sandbox.token_requests == 1
+
+
+def test_it_uses_a_short_lived_token_for_most_of_its_life(mint_sandbox):
+    mint_sandbox.set_behaviour(token_ttl=5)
     client = make_client(mint_sandbox.url, refresh_margin=60)
-    client.send_plan(plan_body())
-    client.send_plan(plan_body())
-    assert mint_sandbox.token_requests == 2
+    outcomes = [client.send_plan(plan_body()) for _ in range(20)]
+    assert {type(o) for o in outcomes} == {Accepted}
+    assert mint_sandbox.token_requests == 1
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "margin"), [(5, 0.5), (30, 3.0), (600, 60.0), (3600, 60.0), (0, 0.0)]
+)
+def test_it_refreshes_a_tenth_of_a_tokens_life_early_and_at_most_a_minute(lifetime, margin):
+    now = datetime.now(UTC)
+    token = Token("x" * 20, now + timedelta(seconds=lifetime), fetched_at=now)
+    assert token.refresh_margin(60.0) == pytest.approx(margin)
+    assert Token("x" * 20, now + timedelta(hours=1)).refresh_margin(60.0) == 60.0
 
 
 @pytest.mark.parametrize("status", [500, 503, 429])
