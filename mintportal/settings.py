@@ -67,6 +67,16 @@ MINT_RETRY_BASE = env.float("MINT_RETRY_BASE", default=2.0)
 MINT_RETRY_CAP = env.float("MINT_RETRY_CAP", default=300.0)
 MINT_DELIVERY_DEADLINE = env.float("MINT_DELIVERY_DEADLINE", default=24 * 3600.0)
 MINT_LEASE_SECONDS = env.float("MINT_LEASE_SECONDS", default=60.0)
+# A send that outlives its claim is sent again by another worker, and again, and again: the
+# lease must leave room for at least two whole exchanges (a token fetch and the plan).
+if MINT_LEASE_SECONDS < 2 * (MINT_CONNECT_TIMEOUT + MINT_READ_TIMEOUT):
+    raise ImproperlyConfigured(
+        f"MINT_LEASE_SECONDS ({MINT_LEASE_SECONDS:g} s) is too short for "
+        f"MINT_CONNECT_TIMEOUT + MINT_READ_TIMEOUT ({MINT_CONNECT_TIMEOUT:g} + "
+        f"{MINT_READ_TIMEOUT:g} s): a send could outlive its lease and be sent again by another "
+        f"worker. Make the lease at least twice their sum "
+        f"({2 * (MINT_CONNECT_TIMEOUT + MINT_READ_TIMEOUT):g} s) or lower the timeouts."
+    )
 MINT_HEALTH_INTERVAL = env.float("MINT_HEALTH_INTERVAL", default=30.0)
 # How often an open page refreshes the header's MINT health widget (it reads the database only).
 HEALTH_WIDGET_REFRESH = env.float("HEALTH_WIDGET_REFRESH", default=10.0)

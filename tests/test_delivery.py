@@ -3,12 +3,15 @@
 import json
 import re
 import time
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from plans import services
+from plans.mint.outcomes import Accepted, Unavailable
 from plans.models import DeliveryAttempt, HealthCheck, PlanEvent, PlanState, Submission
 from tests.factories import make_plan
 from tests.spec import CHARGE_FIELDS, RANGE_FIELDS
@@ -316,3 +319,85 @@ def test_it_fetches_one_short_lived_token_for_many_deliveries(mint, dispatcher):
 
     assert {p.state for p in plans} == {PlanState.ACCEPTED}
     assert mint.token_requests == 1
+
+
+def _expire_lease(submission) -> None:
+    Submission.objects.filter(pk=submission.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("late_first", [False, True], ids=["after-new-claim", "before-it"])
+def test_a_send_that_outlived_its_lease_counts_but_cannot_overwrite_the_new_claim(
+    dispatcher, late_first
+):
+    plan = make_plan(user=dispatcher)
+    submission = services.plan_submit(plan=plan, user=dispatcher)
+    [slow] = services.submissions_claim(worker="slow", limit=5)
+    _expire_lease(slow)
+    [quick] = services.submissions_claim(worker="quick", limit=5)
+    assert (slow.lease_number, quick.lease_number) == (1, 2)
+    late = services.SentMessage(
+        slow, Unavailable(None, 9000, slow.body, error="MINT did not answer"), timezone.now()
+    )
+    fresh = services.SentMessage(quick, Accepted(200, 20, quick.body), timezone.now())
+
+    order = [late, fresh] if late_first else [fresh, late]
+    results = [
+        services.submissions_record_outcomes(sent=[item], worker=item.submission.lease_owner)[0]
+        for item in order
+    ]
+
+    by_claim = dict(zip([i.submission.lease_number for i in order], results, strict=True))
+    assert by_claim[1].lease_lost and not by_claim[2].lease_lost
+    submission.refresh_from_db()
+    plan.refresh_from_db()
+    assert (submission.state, plan.state) == ("accepted", PlanState.ACCEPTED)
+    assert submission.attempt_count == 2
+    assert submission.attempts.count() == 2
+    last = plan.events.order_by("-at", "-id").first()
+    assert (last.from_state, last.to_state) == ("sending", "accepted")
+    assert not plan.events.filter(to_state="retrying").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_late_failure_grows_the_backoff_of_the_next_attempt(dispatcher, settings):
+    settings.MINT_RETRY_BASE = 100
+    settings.MINT_RETRY_CAP = 1000
+    plan = make_plan(user=dispatcher)
+    submission = services.plan_submit(plan=plan, user=dispatcher)
+    [slow] = services.submissions_claim(worker="slow", limit=5)
+    _expire_lease(slow)
+    [quick] = services.submissions_claim(worker="quick", limit=5)
+    failure = Unavailable(503, 5, slow.body, error="MINT answered 503")
+    now = timezone.now()
+    services.submissions_record_outcomes(
+        sent=[services.SentMessage(slow, failure, now)], worker="slow"
+    )
+    services.submissions_record_outcomes(
+        sent=[services.SentMessage(quick, failure, now)], worker="quick"
+    )
+
+    submission.refresh_from_db()
+    assert (submission.state, submission.attempt_count) == ("retrying", 2)
+    assert "Next attempt in" in plan.events.order_by("-id").first().reason
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_whose_worker_vanished_past_the_deadline_is_failed_not_resent(dispatcher):
+    plan = make_plan(user=dispatcher)
+    submission = services.plan_submit(plan=plan, user=dispatcher)
+    services.submissions_claim(worker="gone", limit=5)
+    past = timezone.now() - timedelta(seconds=1)
+    Submission.objects.filter(pk=submission.pk).update(lease_expires_at=past, deadline=past)
+
+    assert services.submissions_claim(worker="next", limit=5) == []
+    assert services.submissions_fail_overdue(worker="next") == 1
+
+    submission.refresh_from_db()
+    plan.refresh_from_db()
+    assert (submission.state, plan.state) == ("failed", PlanState.FAILED)
+    last = plan.events.order_by("-at", "-id").first()
+    assert (last.from_state, last.to_state) == ("sending", "failed")
+    assert "deadline" in last.reason

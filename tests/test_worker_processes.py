@@ -4,7 +4,10 @@ The workers are separate OS processes that reach the test database through ``DAT
 the in-process sandbox over HTTP, exactly as in production.
 """
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections import defaultdict
 
@@ -14,7 +17,7 @@ from django.db import connection
 from plans import services
 from plans.models import PlanEvent, PlanState, Submission
 from tests.factories import make_plan
-from tests.processes import start_worker, stop, wait_for
+from tests.processes import MANAGE, start_worker, stop, wait_for
 
 
 def queue_plans(user, count: int) -> list:
@@ -30,12 +33,15 @@ def accepted_count() -> int:
 
 pytestmark = pytest.mark.usefixtures("counts_stay_true")
 
+#: A lease short enough for quick takeovers, with timeouts it comfortably covers.
+SHORT_LEASE = {"MINT_LEASE_SECONDS": "2", "MINT_CONNECT_TIMEOUT": "0.2", "MINT_READ_TIMEOUT": "0.8"}
+
 
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_workers_claims_are_taken_over_with_the_same_message_ids(mint_sandbox, dispatcher):
     plans = queue_plans(dispatcher, 60)
     mint_sandbox.set_behaviour(latency_ms=40)
-    first = start_worker(mint_sandbox, "doomed", MINT_LEASE_SECONDS="2", MINT_WORKER_BATCH="20")
+    first = start_worker(mint_sandbox, "doomed", MINT_WORKER_BATCH="20", **SHORT_LEASE)
     try:
         wait_for(lambda: len(mint_sandbox.accepted) >= 10, seconds=30, what="first deliveries")
         first.send_signal(signal.SIGKILL)
@@ -46,7 +52,7 @@ def test_a_killed_workers_claims_are_taken_over_with_the_same_message_ids(mint_s
     stranded = Submission.objects.filter(state="sending").count()
     assert stranded > 0, "the kill should leave claimed messages behind"
 
-    second = start_worker(mint_sandbox, "rescuer", MINT_LEASE_SECONDS="2")
+    second = start_worker(mint_sandbox, "rescuer", **SHORT_LEASE)
     try:
         wait_for(lambda: accepted_count() == 60, seconds=60, what="all 60 accepted")
     finally:
@@ -116,3 +122,58 @@ def test_two_workers_on_postgres_deliver_each_message_exactly_once(mint_sandbox,
     )
     assert workers_used == {"pg-0", "pg-1"}, "both workers should have shared the queue"
     assert mint_sandbox.token_requests == 1
+
+
+def test_it_refuses_to_start_when_the_lease_does_not_cover_a_send():
+    env = {**os.environ, "MINT_LEASE_SECONDS": "5", "MINT_READ_TIMEOUT": "7"}
+    result = subprocess.run(
+        [sys.executable, MANAGE, "mint_worker", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "MINT_LEASE_SECONDS (5 s) is too short for" in result.stderr
+    assert "MINT_CONNECT_TIMEOUT + MINT_READ_TIMEOUT (3.05 + 7 s)" in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_stalled_past_its_lease_cannot_undo_the_takeover(mint_sandbox, dispatcher):
+    """A worker freezes (stopped, swapped out, a long pause) while MINT is slowly answering its
+    send; its lease runs out, a second worker re-sends the message and MINT accepts it; then the
+    first wakes up with its own answer. MINT sees the messageId at most twice, the plan settles
+    as accepted, and the stalled send counts as an attempt."""
+    [plan] = queue_plans(dispatcher, 1)
+    mint_sandbox.set_behaviour(plan_hang=1.0, plan_hang_count=1)
+    lease = {"MINT_LEASE_SECONDS": "3", "MINT_CONNECT_TIMEOUT": "0.2", "MINT_READ_TIMEOUT": "1.3"}
+    stalled = start_worker(mint_sandbox, "stalled", **lease)
+    rescuer = None
+    try:
+        wait_for(
+            lambda: Submission.objects.filter(lease_owner__startswith="stalled/").exists(),
+            seconds=30,
+            what="the first claim",
+        )
+        time.sleep(0.4)  # its POST is now hanging inside the sandbox
+        stalled.send_signal(signal.SIGSTOP)
+        rescuer = start_worker(mint_sandbox, "rescuer", **lease)
+        wait_for(lambda: accepted_count() == 1, seconds=30, what="the takeover's acceptance")
+        stalled.send_signal(signal.SIGCONT)
+        wait_for(
+            lambda: Submission.objects.get().attempt_count == 2, seconds=30, what="the late send"
+        )
+        time.sleep(0.5)
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+        codes = [stop(stalled), stop(rescuer) if rescuer else 0]
+    assert codes == [0, 0]
+
+    submission = Submission.objects.get()
+    plan.refresh_from_db()
+    assert mint_sandbox.plan_message_ids() == [str(submission.message_id)] * 2
+    assert (submission.state, plan.state) == ("accepted", PlanState.ACCEPTED)
+    assert submission.attempt_count == 2
+    assert sorted(submission.attempts.values_list("worker", flat=True)) == ["rescuer", "stalled"]
+    last = plan.events.order_by("-at", "-id").first()
+    assert (last.to_state, last.actor) == ("accepted", "rescuer")

@@ -56,6 +56,13 @@ class Submission(models.Model):
     deadline = models.DateTimeField(help_text="Give up retrying after this.")
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_number = models.PositiveIntegerField(
+        default=0,
+        db_default=0,
+        help_text="Counts the claims of this message. Every write that finishes a send names the "
+        "number it was claimed under, so a worker whose lease ran out cannot overwrite a newer "
+        "claim (a fencing token).",
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     mint_messages = models.JSONField(

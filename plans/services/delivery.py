@@ -28,9 +28,22 @@ logger = logging.getLogger("plans.delivery")
 
 
 def _due_q(now: datetime) -> Q:
-    return Q(
-        state__in=[SubmissionState.QUEUED, SubmissionState.RETRYING], next_attempt_at__lte=now
-    ) | Q(state=SubmissionState.SENDING, lease_expires_at__lt=now)
+    """Due: waiting and its time has come, or claimed by a worker whose lease ran out; in both
+    cases before the deadline (past it, ``submissions_fail_overdue`` gives the message up)."""
+    return (
+        Q(state__in=[SubmissionState.QUEUED, SubmissionState.RETRYING], next_attempt_at__lte=now)
+        | Q(state=SubmissionState.SENDING, lease_expires_at__lt=now)
+    ) & Q(deadline__gt=now)
+
+
+def _fenced_q(submissions: list[Submission]) -> Q:
+    """These messages, each only while it is still under the claim it was sent under: the
+    lease number in the ``WHERE`` keeps a worker whose lease ran out from overwriting a newer
+    claim (another worker's, or its own)."""
+    fence = Q(pk__in=[])
+    for sub in submissions:
+        fence |= Q(pk=sub.pk, lease_number=sub.lease_number)
+    return fence & Q(state=SubmissionState.SENDING)
 
 
 @transaction.atomic
@@ -65,6 +78,7 @@ def submissions_claim(*, worker: str, limit: int) -> list[Submission]:
         state=SubmissionState.SENDING,
         lease_owner=lease_owner,
         lease_expires_at=now + timedelta(seconds=settings.MINT_LEASE_SECONDS),
+        lease_number=F("lease_number") + 1,
     )
     if claimed == 0:
         return []
@@ -125,10 +139,12 @@ def _sentence(text: str) -> str:
     return text if not text or text.endswith((".", "!", "?")) else f"{text}."
 
 
-def _next_step(sent: SentMessage, now: datetime) -> tuple[str, dict[str, object], str]:
-    """Where one attempt leads the message: its new state, the columns to set, and why."""
+def _next_step(
+    sent: SentMessage, now: datetime, attempts: int
+) -> tuple[str, dict[str, object], str]:
+    """Where one attempt (the message's ``attempts``-th) leads the message: its new state, the
+    columns to set, and why."""
     sub, outcome = sent.submission, sent.outcome
-    attempts = sub.attempt_count + 1
     changes: dict[str, object] = {
         "attempt_count": attempts,
         "lease_owner": "",
@@ -171,26 +187,26 @@ def submissions_record_outcomes(*, sent: list[SentMessage], worker: str) -> list
     """Record attempts and move each message and its plan to the state its outcome leads to.
 
     One transaction for a whole group of sends, with bulk inserts: a worker that has several
-    results ready pays for one commit, not one each. A message moves on only while our lease on
-    it holds; when the lease ran out, another worker owns the message and only the attempt
-    itself (which did happen) is recorded.
+    results ready pays for one commit, not one each. A message moves on only while the claim it
+    was sent under holds (its lease number is still the row's). When the lease ran out and the
+    message was claimed again, the newer claim owns it: this send is recorded and counted as an
+    attempt (it did happen, and the backoff grows with it), and nothing else is touched.
     """
     now = timezone.now()
-    held = set(
-        Submission.objects.select_for_update()
-        .filter(
-            pk__in=[item.submission.pk for item in sent],
-            lease_owner__in={item.submission.lease_owner for item in sent},
-            state=SubmissionState.SENDING,
-        )
-        .values_list("pk", "lease_owner")
-    )
+    rows = {
+        pk: (number, count)
+        for pk, number, count in Submission.objects.select_for_update()
+        .filter(_fenced_q([item.submission for item in sent]))
+        .values_list("pk", "lease_number", "attempt_count")
+    }
     attempts, events, results = [], [], []
-    accepted: list[int] = []
+    accepted: list[Submission] = []
+    lost: list[int] = []
     plans_by_state: dict[str, list[int]] = {}
     for item in sent:
         sub, outcome = item.submission, item.outcome
-        state, changes, reason = _next_step(item, now)
+        held = rows.get(sub.pk, (None, 0))[0] == sub.lease_number
+        state, changes, reason = _next_step(item, now, rows.get(sub.pk, (0, 0))[1] + 1)
         attempt = DeliveryAttempt(
             submission_id=sub.pk,
             started_at=item.started_at,
@@ -205,13 +221,16 @@ def submissions_record_outcomes(*, sent: list[SentMessage], worker: str) -> list
             next_attempt_at=changes.get("next_attempt_at"),
         )
         attempts.append(attempt)
-        if (sub.pk, sub.lease_owner) not in held:
+        if not held:
+            lost.append(sub.pk)
+            attempt.next_attempt_at = None
             results.append(DeliveryResult(attempt=attempt, state="", lease_lost=True))
             continue
+        rows[sub.pk] = (None, 0)  # one result per claim
         if state == SubmissionState.ACCEPTED:
-            accepted.append(sub.pk)
+            accepted.append(sub)
         else:
-            Submission.objects.filter(pk=sub.pk).update(state=state, **changes)
+            Submission.objects.filter(_fenced_q([sub])).update(state=state, **changes)
         plans_by_state.setdefault(state, []).append(sub.plan_id)
         events.append(
             PlanEvent(
@@ -226,8 +245,10 @@ def submissions_record_outcomes(*, sent: list[SentMessage], worker: str) -> list
             )
         )
         results.append(DeliveryResult(attempt=attempt, state=state, lease_lost=False))
+    for pk in lost:
+        Submission.objects.filter(pk=pk).update(attempt_count=F("attempt_count") + 1)
     if accepted:
-        Submission.objects.filter(pk__in=accepted).update(
+        Submission.objects.filter(_fenced_q(accepted)).update(
             state=SubmissionState.ACCEPTED,
             attempt_count=F("attempt_count") + 1,
             lease_owner="",
@@ -265,28 +286,33 @@ def submissions_renew_lease(*, submissions: list[Submission]) -> set[int]:
     """
     if not submissions:
         return set()
-    owner = submissions[0].lease_owner
-    ids = [sub.pk for sub in submissions]
-    held = Submission.objects.filter(pk__in=ids, lease_owner=owner, state=SubmissionState.SENDING)
+    held = Submission.objects.filter(_fenced_q(submissions))
     held.update(lease_expires_at=timezone.now() + timedelta(seconds=settings.MINT_LEASE_SECONDS))
     return set(held.values_list("pk", flat=True))
 
 
 @transaction.atomic
 def submissions_fail_overdue(*, worker: str, limit: int = 500) -> int:
-    """Fail the waiting messages whose delivery deadline has passed (say, during an outage),
-    so a plan never waits in the queue past its deadline unnoticed."""
+    """Fail the messages whose delivery deadline has passed (say, during an outage), so a plan
+    never waits past its deadline unnoticed: waiting ones, and claimed ones whose worker's lease
+    ran out (a message being sent under a live lease is settled by its sender)."""
     now = timezone.now()
     overdue = Submission.objects.filter(
-        state__in=[SubmissionState.QUEUED, SubmissionState.RETRYING], deadline__lt=now
-    ).only("id", "plan_id", "revision", "attempt_count", "deadline", "last_error")
+        Q(state__in=[SubmissionState.QUEUED, SubmissionState.RETRYING])
+        | Q(state=SubmissionState.SENDING, lease_expires_at__lt=now),
+        deadline__lt=now,
+    ).only("id", "plan_id", "revision", "attempt_count", "deadline", "last_error", "state")
     if connection.features.has_select_for_update_skip_locked:
         overdue = overdue.select_for_update(skip_locked=True)
     overdue = list(overdue[:limit])
     if not overdue:
         return 0
     Submission.objects.filter(pk__in=[sub.pk for sub in overdue]).update(
-        state=SubmissionState.FAILED, finished_at=now, next_attempt_at=None
+        state=SubmissionState.FAILED,
+        finished_at=now,
+        next_attempt_at=None,
+        lease_owner="",
+        lease_expires_at=None,
     )
     plan_ids = [sub.plan_id for sub in overdue]
     states = dict(Plan.objects.filter(pk__in=plan_ids).values_list("pk", "state"))
@@ -320,9 +346,9 @@ def submissions_release(*, submissions: list[Submission], worker: str, reason: s
     released = 0
     for sub in submissions:
         back = SubmissionState.RETRYING if sub.attempt_count else SubmissionState.QUEUED
-        count = Submission.objects.filter(
-            pk=sub.pk, lease_owner=sub.lease_owner, state=SubmissionState.SENDING
-        ).update(state=back, lease_owner="", lease_expires_at=None, next_attempt_at=now)
+        count = Submission.objects.filter(_fenced_q([sub])).update(
+            state=back, lease_owner="", lease_expires_at=None, next_attempt_at=now
+        )
         if count:
             released += 1
             plan = sub.plan
