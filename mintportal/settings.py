@@ -81,6 +81,22 @@ MINT_HEALTH_INTERVAL = env.float("MINT_HEALTH_INTERVAL", default=30.0)
 # How often an open page refreshes the header's MINT health widget (it reads the database only).
 HEALTH_WIDGET_REFRESH = env.float("HEALTH_WIDGET_REFRESH", default=10.0)
 MINT_WORKER_BATCH = env.int("MINT_WORKER_BATCH", default=50)
+# Sends each worker keeps in flight at once (each on its own keep-alive connection).
+MINT_WORKER_CONCURRENCY = env.int("MINT_WORKER_CONCURRENCY", default=4)
+# The circuit breaker shared by every worker: after this many retryable failures in a row from
+# different messages nobody sends; one message probes after PROBE_BASE seconds, doubling up to
+# PROBE_CAP while MINT keeps failing; the first success makes every waiting message due.
+MINT_CIRCUIT_THRESHOLD = env.int("MINT_CIRCUIT_THRESHOLD", default=5)
+MINT_CIRCUIT_PROBE_BASE = env.float("MINT_CIRCUIT_PROBE_BASE", default=1.0)
+MINT_CIRCUIT_PROBE_CAP = env.float("MINT_CIRCUIT_PROBE_CAP", default=8.0)
+for _name in ("MINT_WORKER_BATCH", "MINT_WORKER_CONCURRENCY", "MINT_CIRCUIT_THRESHOLD"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1, not {globals()[_name]}.")
+if not 0 < MINT_CIRCUIT_PROBE_BASE <= MINT_CIRCUIT_PROBE_CAP:
+    raise ImproperlyConfigured(
+        f"MINT_CIRCUIT_PROBE_BASE ({MINT_CIRCUIT_PROBE_BASE:g}) must be above 0 and at most "
+        f"MINT_CIRCUIT_PROBE_CAP ({MINT_CIRCUIT_PROBE_CAP:g})."
+    )
 MINT_WORKER_IDLE_SLEEP = env.float("MINT_WORKER_IDLE_SLEEP", default=1.0)
 
 # --- Django ------------------------------------------------------------------------------------

@@ -9,7 +9,15 @@ from django.utils import timezone
 
 from plans import services
 from plans.mint.outcomes import Accepted, HealthResult, Unavailable
-from plans.models import HealthCheck, MintStatus, Plan, PlanEvent, PlanState, Submission
+from plans.models import (
+    HealthCheck,
+    MintCircuit,
+    MintStatus,
+    Plan,
+    PlanEvent,
+    PlanState,
+    Submission,
+)
 from plans.selectors import QueueSummary, queue_summary
 from plans.timezones import LocalTimeError, local_to_utc
 from tests.factories import make_location, make_plan
@@ -355,3 +363,60 @@ def test_a_check_recorded_late_does_not_replace_a_later_one_on_the_pages():
     status = MintStatus.objects.get()
     assert (status.checked_at, status.result) == (now, "up")
     assert HealthCheck.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_the_circuit_ignores_one_message_failing_again_and_again(settings):
+    settings.MINT_CIRCUIT_THRESHOLD = 3
+    for _ in range(10):
+        assert services.circuit_note_failure(message_id="same", probe=False) is False
+    assert services.circuit_gate()[0] == services.Gate.SEND
+
+
+@pytest.mark.django_db
+def test_the_circuit_opens_lets_one_probe_through_and_backs_off_while_it_fails(settings):
+    settings.MINT_CIRCUIT_THRESHOLD = 3
+    settings.MINT_CIRCUIT_PROBE_BASE = 2
+    settings.MINT_CIRCUIT_PROBE_CAP = 5
+    opened = [services.circuit_note_failure(message_id=m, probe=False) for m in "abc"]
+    assert opened == [False, False, True]
+    gate, wait = services.circuit_gate()
+    assert gate == services.Gate.WAIT and 1 < wait <= 2
+
+    intervals = []
+    for _ in range(3):
+        MintCircuit.objects.update(probe_at=timezone.now())  # the interval has passed
+        gates = [services.circuit_gate()[0] for _ in range(2)]  # two workers ask at once
+        assert gates == [services.Gate.PROBE, services.Gate.WAIT]
+        assert services.circuit_note_failure(message_id="d", probe=True) is True
+        intervals.append(MintCircuit.objects.get().probe_interval)
+    assert intervals == [4, 5, 5]
+
+
+@pytest.mark.django_db
+def test_a_successful_probe_closes_the_circuit_and_makes_every_waiting_message_due(dispatcher):
+    plans = [make_plan(user=dispatcher) for _ in range(3)]
+    for plan in plans:
+        services.plan_submit(plan=plan, user=dispatcher)
+    later = timezone.now() + timedelta(minutes=5)
+    Submission.objects.update(state="retrying", next_attempt_at=later, attempt_count=1)
+    for message in "abcde":
+        services.circuit_note_failure(message_id=message, probe=False)
+    MintCircuit.objects.update(probe_at=timezone.now())
+    assert services.circuit_gate()[0] == services.Gate.PROBE
+    [probe] = services.submissions_claim(worker="w", limit=1, early=True)
+
+    services.circuit_note_success(finished_at=timezone.now())
+
+    assert services.circuit_gate()[0] == services.Gate.SEND
+    due = services.submissions_claim(worker="w", limit=10)
+    assert len(due) == 2 and probe.pk not in {s.pk for s in due}
+
+
+@pytest.mark.django_db
+def test_a_success_older_than_the_last_failure_does_not_end_the_run(settings):
+    settings.MINT_CIRCUIT_THRESHOLD = 2
+    before = timezone.now()
+    services.circuit_note_failure(message_id="a", probe=False)
+    services.circuit_note_success(finished_at=before)
+    assert services.circuit_note_failure(message_id="b", probe=False) is True

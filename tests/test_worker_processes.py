@@ -177,3 +177,45 @@ def test_a_worker_stalled_past_its_lease_cannot_undo_the_takeover(mint_sandbox, 
     assert sorted(submission.attempts.values_list("worker", flat=True)) == ["rescuer", "stalled"]
     last = plan.events.order_by("-at", "-id").first()
     assert (last.to_state, last.actor) == ("accepted", "rescuer")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sick_mint_gets_few_posts_and_the_backlog_goes_at_once_when_it_recovers(
+    mint_sandbox, dispatcher
+):
+    """/health/ says 200 while /plan/ answers 503 for 4 s, with two workers and production
+    backoff. The shared circuit opens after 3 failures and one message probes at 0.2, 0.6,
+    1.4, 2.2, 3.0, 3.8 s (the interval doubling up to 0.8 s): about 9 POSTs in the outage,
+    where per-message backoff alone sent well over a hundred. The first probe that gets
+    through makes the whole backlog due: it is delivered within a probe interval plus the
+    time it takes, not after each message's own backoff (up to minutes)."""
+    queue_plans(dispatcher, 40)
+    mint_sandbox.set_behaviour(plan_fail_status=503)
+    circuit = {
+        "MINT_CIRCUIT_THRESHOLD": "3",
+        "MINT_CIRCUIT_PROBE_BASE": "0.2",
+        "MINT_CIRCUIT_PROBE_CAP": "0.8",
+        "MINT_RETRY_BASE": "2",
+        "MINT_RETRY_CAP": "300",
+    }
+    workers = [start_worker(mint_sandbox, f"w{n}", **circuit) for n in range(2)]
+    try:
+        wait_for(
+            lambda: any(e["endpoint"] == "plan" for e in mint_sandbox.log),
+            seconds=30,
+            what="the first POST",
+        )
+        time.sleep(4)
+        mint_sandbox.set_behaviour(plan_fail_status=None, plan_fail_count=0)
+        recovered = time.monotonic()
+        wait_for(lambda: accepted_count() == 40, seconds=60, what="the backlog")
+        backlog_seconds = time.monotonic() - recovered
+    finally:
+        codes = [stop(w) for w in workers]
+    assert codes == [0, 0]
+
+    statuses = [e["status"] for e in mint_sandbox.log if e["endpoint"] == "plan"]
+    failed = statuses.count(503)
+    assert 3 <= failed <= 15, f"{failed} POSTs during the outage"
+    assert statuses.count(200) == 40
+    assert backlog_seconds < 4, f"backlog delivered {backlog_seconds:.1f} s after recovery"

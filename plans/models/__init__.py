@@ -4,7 +4,13 @@ Everything is re-exported here, so ``from plans.models import Plan`` works where
 Every index names the query that uses it.
 """
 
-from plans.models.delivery import DeliveryAttempt, MintToken, Submission, SubmissionState
+from plans.models.delivery import (
+    DeliveryAttempt,
+    MintCircuit,
+    MintToken,
+    Submission,
+    SubmissionState,
+)
 from plans.models.fleet import WEEKDAYS, Schedule, ScheduleEvent, ScheduleException, Vehicle
 from plans.models.monitoring import WORKER_SILENCE, HealthCheck, MintStatus, WorkerHeartbeat
 from plans.models.plans import (
@@ -34,6 +40,7 @@ __all__ = [
     "DeliveryAttempt",
     "HealthCheck",
     "Location",
+    "MintCircuit",
     "MintStatus",
     "MintToken",
     "Plan",

@@ -140,3 +140,31 @@ class MintToken(models.Model):
 
     def __str__(self) -> str:
         return f"MINT token (expires {self.expires_at})"
+
+
+class MintCircuit(models.Model):
+    """The circuit breaker every worker shares (one row, pk=1).
+
+    ``closed``: send freely. After ``MINT_CIRCUIT_THRESHOLD`` retryable failures in a row from
+    different messages it opens: nobody sends until ``probe_at``, when one worker takes the
+    probe (``probing``, the right lapsing at ``probe_at`` again) and sends one message. A failed
+    probe reopens it with twice the interval (up to ``MINT_CIRCUIT_PROBE_CAP``); any success
+    closes it and makes every waiting message due at once.
+    """
+
+    class State(models.TextChoices):
+        CLOSED = "closed", "Closed"
+        OPEN = "open", "Open"
+        PROBING = "probing", "Probing"
+
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CLOSED)
+    failed_messages = models.JSONField(
+        default=list, blank=True, help_text="The messageIds of the current run of failures."
+    )
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    probe_interval = models.FloatField(default=0)
+    probe_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"MINT circuit ({self.state})"

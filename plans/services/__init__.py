@@ -7,10 +7,18 @@ writes. Each function is keyword-only and atomic; history rows are only ever app
 - ``schedules``: weekly schedules, their exceptions, and materialising them into plans
 - ``guards``: the one place that says whether a plan can work (overlap, energy, chargers)
 - ``delivery``: the outbox — claims, leases, what MINT answered, backoff, overdue messages
+- ``circuit``: the circuit breaker every worker shares in front of ``POST /plan/``
 - ``token``: MINT's access token in one row shared by every worker, and the client using it
 - ``monitoring``: worker heartbeats and MINT health checks
 """
 
+from plans.services.circuit import (
+    Gate,
+    circuit_gate,
+    circuit_note_failure,
+    circuit_note_success,
+    circuit_probe_unused,
+)
 from plans.services.delivery import (
     DeliveryResult,
     SentMessage,
@@ -71,10 +79,15 @@ __all__ = [
     "SCHEDULE_FIELDS",
     "DatabaseTokenStore",
     "DeliveryResult",
+    "Gate",
     "GuardWarnings",
     "PlanActionError",
     "PlanCandidate",
     "SentMessage",
+    "circuit_gate",
+    "circuit_note_failure",
+    "circuit_note_success",
+    "circuit_probe_unused",
     "default_status_text",
     "health_record",
     "heartbeat_beat",

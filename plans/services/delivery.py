@@ -27,13 +27,16 @@ from plans.services.plan import _event, _record
 logger = logging.getLogger("plans.delivery")
 
 
-def _due_q(now: datetime) -> Q:
-    """Due: waiting and its time has come, or claimed by a worker whose lease ran out; in both
-    cases before the deadline (past it, ``submissions_fail_overdue`` gives the message up)."""
-    return (
-        Q(state__in=[SubmissionState.QUEUED, SubmissionState.RETRYING], next_attempt_at__lte=now)
-        | Q(state=SubmissionState.SENDING, lease_expires_at__lt=now)
-    ) & Q(deadline__gt=now)
+def _due_q(now: datetime, *, early: bool = False) -> Q:
+    """Due: waiting and its time has come (any time, when ``early``), or claimed by a worker
+    whose lease ran out; in both cases before the deadline (past it,
+    ``submissions_fail_overdue`` gives the message up)."""
+    waiting = Q(state__in=[SubmissionState.QUEUED, SubmissionState.RETRYING])
+    if not early:
+        waiting &= Q(next_attempt_at__lte=now)
+    return (waiting | Q(state=SubmissionState.SENDING, lease_expires_at__lt=now)) & Q(
+        deadline__gt=now
+    )
 
 
 def _fenced_q(submissions: list[Submission]) -> Q:
@@ -47,8 +50,9 @@ def _fenced_q(submissions: list[Submission]) -> Q:
 
 
 @transaction.atomic
-def submissions_claim(*, worker: str, limit: int) -> list[Submission]:
-    """Claim up to ``limit`` due messages for ``worker`` under a lease.
+def submissions_claim(*, worker: str, limit: int, early: bool = False) -> list[Submission]:
+    """Claim up to ``limit`` due messages for ``worker`` under a lease (``early``: waiting ones
+    whose backoff has not run out too, for the circuit breaker's probe).
 
     Portable: the conditional UPDATE claims only rows that are still due, and we keep only the
     rows that carry our lease afterwards. On PostgreSQL, ``SKIP LOCKED`` lets workers pick
@@ -58,7 +62,7 @@ def submissions_claim(*, worker: str, limit: int) -> list[Submission]:
     """
     now = timezone.now()
     candidates = (
-        Submission.objects.filter(_due_q(now))
+        Submission.objects.filter(_due_q(now, early=early))
         .order_by("next_attempt_at", "id")
         .only("id", "state", "plan_id")
     )
@@ -74,7 +78,9 @@ def submissions_claim(*, worker: str, limit: int) -> list[Submission]:
     if not rows:
         return []
     lease_owner = f"{worker}/{uuid.uuid4().hex[:12]}"
-    claimed = Submission.objects.filter(_due_q(now), id__in=[r[0] for r in rows]).update(
+    claimed = Submission.objects.filter(
+        _due_q(now, early=early), id__in=[r[0] for r in rows]
+    ).update(
         state=SubmissionState.SENDING,
         lease_owner=lease_owner,
         lease_expires_at=now + timedelta(seconds=settings.MINT_LEASE_SECONDS),

@@ -5,10 +5,14 @@ interval, claim due messages under a lease, send each one and record what happen
 workers on several machines share one queue. SIGTERM and SIGINT finish the message on the wire,
 hand the rest of the batch back to the queue and exit.
 
-Recording an attempt (one short transaction) runs on a second thread, so the next message is
-already on its way while the last one's result is written: a worker then delivers at nearly the
-rate the network allows. Messages sent but not yet recorded keep their lease, so no claim can
-pick them up again meanwhile.
+Sends run on ``MINT_WORKER_CONCURRENCY`` sender threads, each with its own MINT client (one
+keep-alive connection), so a worker keeps that many plans in flight and MINT's latency is paid
+once per round, not once per plan; a plan has at most one message in flight (a database
+constraint), so its revisions still go in order. Recording an attempt (one short transaction)
+runs on another thread, so the next message is already on its way while the last one's result
+is written. The main thread claims, hands out sends, renews the leases of everything it holds
+on a timer (so a slow send keeps its claim) and obeys the circuit breaker shared with every
+other worker (``plans.services.circuit``).
 """
 
 import logging
@@ -19,6 +23,8 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -43,8 +49,47 @@ RECORD_WINDOW = 0.1
 DOWN_RECHECK_EVERY = 5.0
 
 
-#: What ``Recorder.close`` puts in the queue.
+#: What ``Recorder.close`` and ``Senders.close`` put in their queues.
 STOP = "stop"
+
+
+class Senders:
+    """Threads that send plans to MINT, each with its own client and so its own connection.
+
+    The main thread puts claimed messages in ``jobs`` and takes ``(submission, outcome or
+    exception, started_at)`` from ``results``. Each thread closes its client and its database
+    connection (used to read the shared token) when it stops.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.jobs: queue.Queue = queue.Queue()
+        self.results: queue.Queue = queue.Queue()
+        self.threads = [
+            threading.Thread(target=self._run, name=f"mint-send-{n}", daemon=True)
+            for n in range(count)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self) -> None:
+        client = services.mint_client()
+        try:
+            while (submission := self.jobs.get()) != STOP:
+                started_at = timezone.now()
+                try:
+                    result = client.send_plan(submission.body)
+                except Exception as exc:  # a database error reading the token, say
+                    result = exc
+                self.results.put((submission, result, started_at))
+        finally:
+            client.close()
+            connections.close_all()
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(STOP)
+        for thread in self.threads:
+            thread.join()
 
 
 class Recorder:
@@ -91,6 +136,14 @@ class Recorder:
                 try:
                     if sent:
                         services.submissions_record_outcomes(sent=sent, worker=self.worker)
+                        answered = [
+                            item.started_at + timedelta(milliseconds=item.outcome.duration_ms)
+                            for item in sent
+                            if item.outcome.kind in ("accepted", "rejected")
+                        ]
+                        if answered:
+                            # MINT answers: end a run of failures (every worker's count).
+                            services.circuit_note_success(finished_at=max(answered))
                 except Exception as exc:
                     # The leases run out and the messages are sent again; stop so it is noticed.
                     logger.exception("could not record delivery attempts")
@@ -130,11 +183,17 @@ class Command(BaseCommand):
         self.client = services.mint_client()
         self.mint_down = False
         self.paused_until = 0.0
+        self.circuit_wait = 0.0
+        #: Sends in flight at once: one until MINT has answered a send properly, then
+        #: MINT_WORKER_CONCURRENCY; back to one after a failure (refused credentials or a sick
+        #: MINT then cost one request, not a whole round of them).
+        self.width = 1
         self.last_health = 0.0
         self.last_beat = 0.0
         self.last_materialize = -SCHEDULES_EVERY
         self.stdout.write(f"mint_worker {self.name} delivering to {settings.MINT_API_URL}")
         self.recorder = Recorder(self.name)
+        self.senders = Senders(settings.MINT_WORKER_CONCURRENCY)
         try:
             while not self.stopping:
                 try:
@@ -151,6 +210,8 @@ class Command(BaseCommand):
                         raise
                     self._sleep(DATABASE_RETRY_EVERY)
         finally:
+            self.senders.close()
+            self.client.close()
             self.recorder.close()
             self._beat(stopping=True)
             self.stdout.write(f"mint_worker {self.name} stopped")
@@ -164,46 +225,97 @@ class Command(BaseCommand):
         self._check_health_if_due()
         if self.mint_down or time.monotonic() < self.paused_until:
             return False
-        claimed = services.submissions_claim(worker=self.name, limit=batch)
-        if not claimed:
+        gate, self.circuit_wait = services.circuit_gate()
+        if gate == services.Gate.WAIT:
             return False
-        self._deliver(claimed)
+        probe = gate == services.Gate.PROBE
+        claimed = services.submissions_claim(
+            worker=self.name, limit=1 if probe else batch, early=probe
+        )
+        if not claimed:
+            if probe:
+                services.circuit_probe_unused()
+            return False
+        self._deliver(claimed, probe=probe)
         return True
 
     def _pause_seconds(self, idle: float) -> float:
         if self.mint_down:
             return min(DOWN_RECHECK_EVERY, settings.MINT_HEALTH_INTERVAL)
+        if self.circuit_wait:
+            return min(idle, max(0.05, self.circuit_wait))
         return max(idle, min(self.paused_until - time.monotonic(), CREDENTIALS_PAUSE))
 
-    def _deliver(self, batch: list) -> None:
-        lease_checked = time.monotonic()
-        health_asked = False
-        for index, submission in enumerate(batch):
-            if self.stopping:
-                self._release(batch[index:], "the worker was stopped before sending")
+    def _deliver(self, batch: list, *, probe: bool = False) -> None:
+        """Send a claimed batch, ``MINT_WORKER_CONCURRENCY`` at a time, until it is done or
+        something says stop (SIGTERM, refused credentials, MINT down, the circuit opening); what
+        was not sent then goes back to the queue."""
+        todo = deque(batch)
+        flying: dict[int, object] = {}
+        renew_every = settings.MINT_LEASE_SECONDS / 3
+        renewed = time.monotonic()
+        halt = ""
+        failure: BaseException | None = None
+        self.health_asked = False
+        while todo or flying:
+            if self.stopping and not halt:
+                halt = "the worker was stopped before sending"
+            if halt and todo:
+                self._release(list(todo), halt)
+                todo.clear()
+            while todo and len(flying) < self.width:
+                submission = todo.popleft()
+                flying[submission.pk] = submission
+                self.senders.jobs.put(submission)
+            if not flying:
                 break
-            if time.monotonic() - lease_checked > settings.MINT_LEASE_SECONDS / 3:
-                # Slow sends: extend our claim on what is left, and leave what we lost.
-                held = services.submissions_renew_lease(submissions=batch[index:])
-                lease_checked = time.monotonic()
-                if submission.pk not in held:
-                    continue
-            started_at = timezone.now()
-            outcome = self.client.send_plan(submission.body)
-            self.recorder.record(submission=submission, outcome=outcome, started_at=started_at)
-            if outcome.kind == "unauthorized":
-                # Wrong credentials fail every message alike: stop asking MINT for a while.
-                self.paused_until = time.monotonic() + CREDENTIALS_PAUSE
-                self._release(batch[index + 1 :], "MINT refused the portal's credentials")
-                break
-            if outcome.retryable and not health_asked:
-                # One failure may be a blip; ask /health/ before spending the batch's attempts.
-                health_asked = True
-                self._check_health()
-                if self.mint_down:
-                    self._release(batch[index + 1 :], "MINT reports that it is down (/health/)")
-                    break
+            try:
+                timeout = max(0.01, renew_every - (time.monotonic() - renewed))
+                submission, outcome, started_at = self.senders.results.get(timeout=timeout)
+            except queue.Empty:
+                pass
+            else:
+                del flying[submission.pk]
+                if isinstance(outcome, BaseException):
+                    failure = failure or outcome
+                    halt = halt or "the worker met an error"
+                else:
+                    self.recorder.record(
+                        submission=submission, outcome=outcome, started_at=started_at
+                    )
+                    halt = halt or self._after_send(submission, outcome, probe=probe)
+            if time.monotonic() - renewed >= renew_every:
+                # Slow sends: extend our claim on all we hold, and leave what we lost.
+                held = services.submissions_renew_lease(submissions=[*todo, *flying.values()])
+                todo = deque(sub for sub in todo if sub.pk in held)
+                renewed = time.monotonic()
             self._beat()
+        if failure is not None:
+            raise failure
+
+    def _after_send(self, submission, outcome, *, probe: bool) -> str:
+        """React to one outcome; return why the rest of the batch should wait, or ''."""
+        self.width = 1 if outcome.retryable else settings.MINT_WORKER_CONCURRENCY
+        if outcome.kind == "unauthorized":
+            # Wrong credentials fail every message alike: stop asking MINT for a while.
+            self.paused_until = time.monotonic() + CREDENTIALS_PAUSE
+            return "MINT refused the portal's credentials"
+        if outcome.kind == "unavailable":
+            opened = services.circuit_note_failure(
+                message_id=str(submission.message_id), probe=probe
+            )
+            if opened:
+                return "MINT keeps failing; sending waits until a probe gets through"
+        elif probe:
+            # The probe got an answer: MINT is back, so everything waiting is due now.
+            services.circuit_note_success(finished_at=timezone.now())
+        if outcome.retryable and not self.health_asked:
+            # One failure may be a blip; ask /health/ before spending the batch's attempts.
+            self.health_asked = True
+            self._check_health()
+            if self.mint_down:
+                return "MINT reports that it is down (/health/)"
+        return ""
 
     def _release(self, submissions: list, why: str) -> None:
         if submissions:
