@@ -401,3 +401,36 @@ def test_a_claim_whose_worker_vanished_past_the_deadline_is_failed_not_resent(di
     last = plan.events.order_by("-at", "-id").first()
     assert (last.from_state, last.to_state) == ("sending", "failed")
     assert "deadline" in last.reason
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_it_keeps_the_configured_number_of_sends_in_flight(mint, settings, dispatcher, concurrency):
+    settings.MINT_WORKER_CONCURRENCY = concurrency
+    mint.set_behaviour(plan_latency_ms=150)
+    plans = [make_plan(user=dispatcher) for _ in range(10)]
+    for plan in plans:
+        services.plan_submit(plan=plan, user=dispatcher)
+
+    run_worker_until_settled(plans)
+
+    assert {p.state for p in plans} == {PlanState.ACCEPTED}
+    assert mint.plans_in_flight_peak == concurrency
+    assert len(mint.plan_message_ids()) == 10
+    assert mint.token_requests == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_sends_one_at_a_time_until_mint_answers_properly(mint, settings, dispatcher):
+    # A sick MINT gets one request, not a round of MINT_WORKER_CONCURRENCY of them.
+    settings.MINT_WORKER_CONCURRENCY = 4
+    mint.set_behaviour(plan_fail_status=503, plan_fail_count=1, plan_latency_ms=100)
+    plans = [make_plan(user=dispatcher) for _ in range(3)]
+    for plan in plans:
+        services.plan_submit(plan=plan, user=dispatcher)
+
+    call_command("mint_worker", "--once", stdout=StringIO(), stderr=StringIO())
+
+    statuses = [e["status"] for e in mint.log if e["endpoint"] == "plan"]
+    assert statuses[0] == 503
+    assert mint.plans_in_flight_peak == 1

@@ -8,11 +8,13 @@ endpoints and validation and can be told to misbehave the ways a real server doe
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
 import re
 import secrets
+import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -42,6 +44,7 @@ DEFAULT_BEHAVIOUR: dict[str, Any] = {
     "health_requires_token": False,
     "health_hang": 0,
     "latency_ms": 0,
+    "plan_latency_ms": 0,
     "plan_fail_status": None,
     "plan_fail_count": 0,
     "plan_hang": 0,
@@ -96,6 +99,8 @@ class MintSandbox:
         self._log: list[dict[str, Any]] = []
         self._accepted: list[dict[str, Any]] = []
         self._token_requests = 0
+        self._plans_in_flight = 0
+        self._plans_in_flight_peak = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -126,10 +131,15 @@ class MintSandbox:
         return self
 
     def stop(self) -> None:
-        """Stop serving and wake any request deliberately hanging, so shutdown is prompt."""
+        """Stop serving and wake any request deliberately hanging, so shutdown is prompt.
+
+        Open keep-alive connections are cut too: a client must find the server gone, not keep
+        talking to a connection that outlived it.
+        """
         self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
+            self._server.close_connections()
             self._server.server_close()
             self._server = None
         if self._thread is not None:
@@ -175,6 +185,7 @@ class MintSandbox:
             self._log.clear()
             self._accepted.clear()
             self._token_requests = 0
+            self._plans_in_flight_peak = 0
 
     @property
     def log(self) -> list[dict[str, Any]]:
@@ -190,6 +201,17 @@ class MintSandbox:
     def token_requests(self) -> int:
         with self._lock:
             return self._token_requests
+
+    @property
+    def plans_in_flight_peak(self) -> int:
+        """The most ``/plan/`` requests being answered at once since start or reset."""
+        with self._lock:
+            return self._plans_in_flight_peak
+
+    @property
+    def connections_opened(self) -> int:
+        """TCP connections accepted since start: with keep-alive, one per client session."""
+        return self._server.connections_opened if self._server else 0
 
     def plan_message_ids(self) -> list[str | None]:
         """Every messageId seen on /plan/, repeats included, to check retry de-duplication."""
@@ -253,7 +275,18 @@ class MintSandbox:
 
     def handle_plan(self, body: bytes, authorization: str | None) -> tuple[int, Any, str]:
         """Answer a plan request; returns (status, JSON or None, content type override)."""
+        with self._lock:
+            self._plans_in_flight += 1
+            self._plans_in_flight_peak = max(self._plans_in_flight_peak, self._plans_in_flight)
+        try:
+            return self._answer_plan(body, authorization)
+        finally:
+            with self._lock:
+                self._plans_in_flight -= 1
+
+    def _answer_plan(self, body: bytes, authorization: str | None) -> tuple[int, Any, str]:
         behaviour = self.behaviour
+        self._pause(behaviour["plan_latency_ms"] / 1000)
         self._pause(behaviour["plan_hang"] if self._take("plan_hang_count") else 0)
         if behaviour["plan_fail_status"] and self._take("plan_fail_count"):
             return int(behaviour["plan_fail_status"]), None, ""
@@ -348,13 +381,43 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     sandbox: MintSandbox
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        self.connections_opened = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+            self.connections_opened += 1
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):  # already closed by the client
+                sock.shutdown(socket.SHUT_RDWR)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         logger.debug("MINT sandbox: error while handling %s", client_address, exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """One connection. HTTP/1.1 with keep-alive, as production HTTPS servers speak it: a client
+    session reuses its connection instead of paying a TCP handshake per request (every answer
+    carries Content-Length). An idle connection is closed after ``timeout`` seconds."""
+
     server: _Server
     server_version = "MintSandbox/2.0"
+    protocol_version = "HTTP/1.1"
+    timeout = 60
 
     @property
     def sandbox(self) -> MintSandbox:
@@ -453,6 +516,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404)
             return
         body = self._body()
+        if len(body) < int(self.headers.get("Content-Length") or 0):
+            # The client went away halfway through its request (killed, say): nothing arrived
+            # to answer, and nothing is logged as if it had.
+            self.close_connection = True
+            return
         self.sandbox._pause(self.sandbox.behaviour["latency_ms"] / 1000)
         if endpoint == "token":
             status, payload = self.sandbox.handle_token(body)

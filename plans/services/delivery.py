@@ -27,6 +27,21 @@ from plans.services.plan import _event, _record
 logger = logging.getLogger("plans.delivery")
 
 
+#: The columns of a claimed message that the worker and ``submissions_record_outcomes`` use.
+CLAIMED_FIELDS = (
+    "plan",
+    "revision",
+    "message_id",
+    "body",
+    "state",
+    "attempt_count",
+    "next_trigger",
+    "deadline",
+    "lease_owner",
+    "lease_number",
+)
+
+
 def _due_q(now: datetime, *, early: bool = False) -> Q:
     """Due: waiting and its time has come (any time, when ``early``), or claimed by a worker
     whose lease ran out; in both cases before the deadline (past it,
@@ -43,9 +58,12 @@ def _fenced_q(submissions: list[Submission]) -> Q:
     """These messages, each only while it is still under the claim it was sent under: the
     lease number in the ``WHERE`` keeps a worker whose lease ran out from overwriting a newer
     claim (another worker's, or its own)."""
-    fence = Q(pk__in=[])
+    by_number: dict[int, list[int]] = {}
     for sub in submissions:
-        fence |= Q(pk=sub.pk, lease_number=sub.lease_number)
+        by_number.setdefault(sub.lease_number, []).append(sub.pk)
+    fence = Q(pk__in=[])
+    for number, pks in by_number.items():  # one term per lease number: usually one in all
+        fence |= Q(pk__in=pks, lease_number=number)
     return fence & Q(state=SubmissionState.SENDING)
 
 
@@ -89,7 +107,11 @@ def submissions_claim(*, worker: str, limit: int, early: bool = False) -> list[S
     if claimed == 0:
         return []
     submissions = list(
-        Submission.objects.filter(lease_owner=lease_owner).select_related("plan").order_by("id")
+        Submission.objects.filter(lease_owner=lease_owner)
+        .select_related("plan")
+        # What sending and recording read, and no more: a claim loads many rows at once.
+        .only(*CLAIMED_FIELDS, "plan__state", "plan__revision")
+        .order_by("id")
     )
     previous = {sub_id: state for sub_id, state, _ in rows}
     plans = {s.plan_id: s.plan for s in submissions}

@@ -291,3 +291,43 @@ def test_it_resets_log_accepted_and_behaviour(mint_sandbox):
     assert mint_sandbox.accepted == []
     assert mint_sandbox.token_requests == 0
     assert post_plan(mint_sandbox, valid_plan()).status_code == 200
+
+
+def test_it_adds_latency_to_plan_answers_only(mint_sandbox):
+    mint_sandbox.set_behaviour(plan_latency_ms=300)
+    started = time.monotonic()
+    requests.get(f"{mint_sandbox.url}/health/", timeout=5)
+    assert time.monotonic() - started < 0.3
+    started = time.monotonic()
+    assert post_plan(mint_sandbox, valid_plan()).status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+
+def test_it_keeps_a_clients_connection_open_between_requests(mint_sandbox):
+    with requests.Session() as session:
+        for _ in range(3):
+            response = session.get(f"{mint_sandbox.url}/health/", timeout=5)
+            assert response.status_code == 200
+            assert response.raw.version == 11
+        token = session.post(
+            f"{mint_sandbox.url}/auth/token",
+            json={"clientId": SANDBOX_CLIENT_ID, "clientSecret": SANDBOX_CLIENT_SECRET},
+            timeout=5,
+        ).json()["accessToken"]
+        plan = session.post(
+            f"{mint_sandbox.url}/plan/",
+            json=valid_plan(),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+    assert plan.status_code == 200
+    assert mint_sandbox.connections_opened == 1
+
+
+def test_stopping_it_cuts_open_keep_alive_connections():
+    sandbox = MintSandbox(client_id="c", client_secret="s").start()
+    with requests.Session() as session:
+        assert session.get(f"{sandbox.url}/health/", timeout=5).status_code == 200
+        sandbox.stop()
+        with pytest.raises(requests.ConnectionError):
+            session.get(f"{sandbox.url}/health/", timeout=5)

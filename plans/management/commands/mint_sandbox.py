@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from typing import Any
 
 from django.conf import settings
@@ -17,15 +18,26 @@ from django.db import close_old_connections, connections
 from plans.mint.sandbox import MintSandbox
 from plans.models import Location
 
+#: A location found in the portal's database is taken as known for this long (seconds), so a
+#: busy sandbox does not open a database connection for every plan; an unknown one is asked
+#: about every time (it may be added in the admin any moment).
+KNOWN_FOR = 30.0
+_known: dict[str, float] = {}
+
 
 def known_location(location_id: str) -> bool:
     """Ask the portal's DB; runs on a sandbox server thread, which owns its own connection."""
+    if _known.get(location_id, 0.0) > time.monotonic():
+        return True
     close_old_connections()
     try:
-        return Location.objects.filter(mint_location_id=location_id).exists()
+        found = Location.objects.filter(mint_location_id=location_id).exists()
     finally:
-        # Server threads are short-lived; close their connection rather than leak it.
+        # Server threads end with their connection; close theirs rather than leak it.
         connections.close_all()
+    if found:
+        _known[location_id] = time.monotonic() + KNOWN_FOR
+    return found
 
 
 class Command(BaseCommand):

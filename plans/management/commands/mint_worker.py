@@ -20,6 +20,7 @@ import os
 import queue
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -47,6 +48,8 @@ RECORD_GROUP_MAX = 50
 RECORD_WINDOW = 0.1
 #: While MINT says it is down, ask again this often instead of sending plans.
 DOWN_RECHECK_EVERY = 5.0
+#: Seconds a thread may hold the GIL while another waits (Python's default is 0.005).
+SWITCH_INTERVAL = 0.0005
 
 
 #: What ``Recorder.close`` and ``Senders.close`` put in their queues.
@@ -174,6 +177,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        # Several threads hand each message on (sender, main loop, recorder). With Python's
+        # default 5 ms GIL switch interval a thread woken by MINT's answer could wait that long
+        # while the recorder runs ORM code; 0.5 ms keeps hand-overs short.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self.stopping = False
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
@@ -236,8 +243,25 @@ class Command(BaseCommand):
             if probe:
                 services.circuit_probe_unused()
             return False
-        self._deliver(claimed, probe=probe)
+        self._deliver(claimed, probe=probe, batch=batch)
         return True
+
+    def _claim_more(self, batch: int) -> list:
+        """More due messages while sends are still in flight, so the pipe never runs dry between
+        batches; none while anything says wait, or for a moment after the queue was empty."""
+        if time.monotonic() < self.nothing_due_until:
+            return []
+        self.recorder.check()
+        self._check_health_if_due()
+        if self.mint_down or time.monotonic() < self.paused_until:
+            return []
+        if services.circuit_gate()[0] != services.Gate.SEND:
+            return []
+        claimed = services.submissions_claim(worker=self.name, limit=batch)
+        if not claimed:
+            self.nothing_due_until = time.monotonic() + settings.MINT_WORKER_IDLE_SLEEP
+        self.health_asked = False
+        return claimed
 
     def _pause_seconds(self, idle: float) -> float:
         if self.mint_down:
@@ -246,12 +270,14 @@ class Command(BaseCommand):
             return min(idle, max(0.05, self.circuit_wait))
         return max(idle, min(self.paused_until - time.monotonic(), CREDENTIALS_PAUSE))
 
-    def _deliver(self, batch: list, *, probe: bool = False) -> None:
-        """Send a claimed batch, ``MINT_WORKER_CONCURRENCY`` at a time, until it is done or
-        something says stop (SIGTERM, refused credentials, MINT down, the circuit opening); what
-        was not sent then goes back to the queue."""
-        todo = deque(batch)
+    def _deliver(self, claimed: list, *, probe: bool = False, batch: int = 1) -> None:
+        """Send claimed messages, up to ``self.width`` at a time, claiming more as the last ones
+        go out, until nothing is due or something says stop (SIGTERM, refused credentials, MINT
+        down, the circuit opening); what was not sent then goes back to the queue. A probe sends
+        its one message and nothing more."""
+        todo = deque(claimed)
         flying: dict[int, object] = {}
+        self.nothing_due_until = 0.0
         renew_every = settings.MINT_LEASE_SECONDS / 3
         renewed = time.monotonic()
         halt = ""
@@ -263,6 +289,8 @@ class Command(BaseCommand):
             if halt and todo:
                 self._release(list(todo), halt)
                 todo.clear()
+            if not todo and not halt and not probe and len(flying) < self.width:
+                todo.extend(self._claim_more(batch))
             while todo and len(flying) < self.width:
                 submission = todo.popleft()
                 flying[submission.pk] = submission
@@ -371,7 +399,7 @@ class Command(BaseCommand):
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self.stopping and time.monotonic() < deadline:
-            time.sleep(min(0.2, deadline - time.monotonic()))
+            time.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
 
     def _stop(self, signum, frame) -> None:
         self.stopping = True
