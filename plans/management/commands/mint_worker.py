@@ -283,43 +283,57 @@ class Command(BaseCommand):
         halt = ""
         failure: BaseException | None = None
         self.health_asked = False
-        while todo or flying:
-            if self.stopping and not halt:
-                halt = "the worker was stopped before sending"
-            if halt and todo:
-                self._release(list(todo), halt)
-                todo.clear()
-            if not todo and not halt and not probe and len(flying) < self.width:
-                todo.extend(self._claim_more(batch))
-            while todo and len(flying) < self.width:
-                submission = todo.popleft()
-                flying[submission.pk] = submission
-                self.senders.jobs.put(submission)
-            if not flying:
-                break
-            try:
-                timeout = max(0.01, renew_every - (time.monotonic() - renewed))
-                submission, outcome, started_at = self.senders.results.get(timeout=timeout)
-            except queue.Empty:
-                pass
-            else:
-                del flying[submission.pk]
-                if isinstance(outcome, BaseException):
-                    failure = failure or outcome
-                    halt = halt or "the worker met an error"
+        try:
+            while todo or flying:
+                if self.stopping and not halt:
+                    halt = "the worker was stopped before sending"
+                if halt and todo:
+                    self._release(list(todo), halt)
+                    todo.clear()
+                if not todo and not halt and not probe and len(flying) < self.width:
+                    todo.extend(self._claim_more(batch))
+                while todo and len(flying) < self.width:
+                    submission = todo.popleft()
+                    flying[submission.pk] = submission
+                    self.senders.jobs.put(submission)
+                if not flying:
+                    break
+                try:
+                    timeout = max(0.01, renew_every - (time.monotonic() - renewed))
+                    submission, outcome, started_at = self.senders.results.get(timeout=timeout)
+                except queue.Empty:
+                    pass
                 else:
-                    self.recorder.record(
-                        submission=submission, outcome=outcome, started_at=started_at
-                    )
-                    halt = halt or self._after_send(submission, outcome, probe=probe)
-            if time.monotonic() - renewed >= renew_every:
-                # Slow sends: extend our claim on all we hold, and leave what we lost.
-                held = services.submissions_renew_lease(submissions=[*todo, *flying.values()])
-                todo = deque(sub for sub in todo if sub.pk in held)
-                renewed = time.monotonic()
-            self._beat()
+                    del flying[submission.pk]
+                    if isinstance(outcome, BaseException):
+                        failure = failure or outcome
+                        halt = halt or "the worker met an error"
+                    else:
+                        self.recorder.record(
+                            submission=submission, outcome=outcome, started_at=started_at
+                        )
+                        halt = halt or self._after_send(submission, outcome, probe=probe)
+                if time.monotonic() - renewed >= renew_every:
+                    # Slow sends: extend our claim on all we hold, and leave what we lost.
+                    held = services.submissions_renew_lease(submissions=[*todo, *flying.values()])
+                    todo = deque(sub for sub in todo if sub.pk in held)
+                    renewed = time.monotonic()
+                self._beat()
+        except BaseException:
+            # The database went away mid-batch, say: record what is on the wire before giving
+            # up, so no answer is left behind in the queue for a later batch to trip over. The
+            # unsent rest keeps its lease until it runs out, then is sent again.
+            self._wait_for(flying)
+            raise
         if failure is not None:
             raise failure
+
+    def _wait_for(self, flying: dict) -> None:
+        while flying:
+            submission, outcome, started_at = self.senders.results.get()
+            flying.pop(submission.pk, None)
+            if not isinstance(outcome, BaseException):
+                self.recorder.record(submission=submission, outcome=outcome, started_at=started_at)
 
     def _after_send(self, submission, outcome, *, probe: bool) -> str:
         """React to one outcome; return why the rest of the batch should wait, or ''."""
