@@ -51,11 +51,11 @@ LATENCY_MS = 20
 LATENCY_PHASES = ((1, 1), (1, None))
 #: ``MINT_WORKER_CONCURRENCY``'s default, for the table (the workers read it from settings).
 DEFAULT_CONCURRENCY = 4
-#: The client refreshes a short-lived token a tenth of its lifetime before it expires, so a TTL
-#: of T gives 0.9 T usable seconds; the token phase picks T to span about three lifetimes (at
-#: least 4 s: the wire format's whole seconds make a lifetime up to 1 s shorter).
+#: The client refreshes a short-lived token a tenth of its lifetime (at least 1 s) before it
+#: expires, so a TTL of T ≥ 10 s gives 0.9 T usable seconds; the token phase picks T to span
+#: about three lifetimes.
 USABLE_SHARE = 0.9
-MIN_TTL = 4
+MIN_TTL = 10
 
 
 class Sandbox:

@@ -134,9 +134,12 @@ def test_it_uses_a_short_lived_token_for_most_of_its_life(mint_sandbox):
 
 
 @pytest.mark.parametrize(
-    ("lifetime", "margin"), [(5, 0.5), (30, 3.0), (600, 60.0), (3600, 60.0), (0, 0.0)]
+    ("lifetime", "margin"),
+    [(1, 0.5), (5, 1.0), (30, 3.0), (600, 60.0), (3600, 60.0), (0, 0.0)],
 )
-def test_it_refreshes_a_tenth_of_a_tokens_life_early_and_at_most_a_minute(lifetime, margin):
+def test_it_refreshes_a_tenth_of_a_tokens_life_early_at_least_a_second_at_most_a_minute(
+    lifetime, margin
+):
     now = datetime.now(UTC)
     token = Token("x" * 20, now + timedelta(seconds=lifetime), fetched_at=now)
     assert token.refresh_margin(60.0) == pytest.approx(margin)
@@ -360,3 +363,19 @@ def test_it_does_not_follow_a_redirect_and_says_so():
     assert isinstance(outcome, Unavailable)
     assert outcome.http_status == 302
     assert "redirects" in outcome.error and "MINT_API_URL" in outcome.error
+
+
+def test_it_takes_proxy_settings_from_the_environment_once(mint_sandbox, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", closed_port_url().rsplit("/api", 1)[0])
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxied = make_client(mint_sandbox.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = make_client(mint_sandbox.url)
+    monkeypatch.delenv("HTTP_PROXY")
+
+    outcome = proxied.send_plan(plan_body())
+    assert isinstance(outcome, Unavailable)
+    assert "connection refused" in outcome.error
+    assert isinstance(direct.send_plan(plan_body()), Accepted)
+    assert not proxied.session.trust_env
