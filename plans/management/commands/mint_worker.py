@@ -20,7 +20,6 @@ import os
 import queue
 import signal
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -48,8 +47,6 @@ RECORD_GROUP_MAX = 50
 RECORD_WINDOW = 0.1
 #: While MINT says it is down, ask again this often instead of sending plans.
 DOWN_RECHECK_EVERY = 5.0
-#: Seconds a thread may hold the GIL while another waits (Python's default is 0.005).
-SWITCH_INTERVAL = 0.0005
 
 
 #: What ``Recorder.close`` and ``Senders.close`` put in their queues.
@@ -177,10 +174,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        # Several threads hand each message on (sender, main loop, recorder). With Python's
-        # default 5 ms GIL switch interval a thread woken by MINT's answer could wait that long
-        # while the recorder runs ORM code; 0.5 ms keeps hand-overs short.
-        sys.setswitchinterval(SWITCH_INTERVAL)
         self.stopping = False
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
