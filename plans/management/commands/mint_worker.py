@@ -264,10 +264,15 @@ class Command(BaseCommand):
         return max(idle, min(self.paused_until - time.monotonic(), CREDENTIALS_PAUSE))
 
     def _deliver(self, claimed: list, *, probe: bool = False, batch: int = 1) -> None:
-        """Send claimed messages, up to ``self.width`` at a time, claiming more as the last ones
-        go out, until nothing is due or something says stop (SIGTERM, refused credentials, MINT
-        down, the circuit opening); what was not sent then goes back to the queue. A probe sends
-        its one message and nothing more."""
+        """Send claimed messages, up to ``self.width`` at a time, claiming more while the senders
+        still have work, until nothing is due or something says stop (SIGTERM, refused
+        credentials, MINT down, the circuit opening); what was not sent then goes back to the
+        queue. A probe sends its one message and nothing more.
+
+        At full width every claimed message is handed to the senders at once (the threads cap
+        what is in flight), so they keep sending while this thread claims the next batch;
+        ``flying`` holds what was handed over and not yet answered.
+        """
         todo = deque(claimed)
         flying: dict[int, object] = {}
         self.nothing_due_until = 0.0
@@ -280,12 +285,15 @@ class Command(BaseCommand):
             while todo or flying:
                 if self.stopping and not halt:
                     halt = "the worker was stopped before sending"
+                if halt or self.width < settings.MINT_WORKER_CONCURRENCY:
+                    todo.extendleft(reversed(self._take_back(flying)))
                 if halt and todo:
                     self._release(list(todo), halt)
                     todo.clear()
-                if not todo and not halt and not probe and len(flying) < self.width:
+                if not todo and not halt and not probe and self._running_low(batch):
                     todo.extend(self._claim_more(batch))
-                while todo and len(flying) < self.width:
+                full = self.width >= settings.MINT_WORKER_CONCURRENCY
+                while todo and (full or len(flying) < self.width):
                     submission = todo.popleft()
                     flying[submission.pk] = submission
                     self.senders.jobs.put(submission)
@@ -316,10 +324,27 @@ class Command(BaseCommand):
             # The database went away mid-batch, say: record what is on the wire before giving
             # up, so no answer is left behind in the queue for a later batch to trip over. The
             # unsent rest keeps its lease until it runs out, then is sent again.
+            self._take_back(flying)
             self._wait_for(flying)
             raise
         if failure is not None:
             raise failure
+
+    def _take_back(self, flying: dict) -> list:
+        """The messages handed to the senders that no sender has started yet, in order."""
+        back = []
+        while True:
+            try:
+                submission = self.senders.jobs.get_nowait()
+            except queue.Empty:
+                return back
+            del flying[submission.pk]
+            back.append(submission)
+
+    def _running_low(self, batch: int) -> bool:
+        """Claim more while the senders still have this much work queued (a claim takes a
+        while: they keep sending meanwhile)."""
+        return self.senders.jobs.qsize() <= max(settings.MINT_WORKER_CONCURRENCY, batch // 2)
 
     def _wait_for(self, flying: dict) -> None:
         while flying:
