@@ -161,13 +161,20 @@ LOGOUT_REDIRECT_URL = "login"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Password spraying: besides the lock above, this many failures from one address within the
+# cool-off, across all usernames, lock the address (plans.login_throttle).
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=20)
+AXES_HANDLER = "plans.login_throttle.PortalAxesHandler"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-# Behind a reverse proxy, take the client address from X-Forwarded-For (see docs/deploy.md).
+# Every failure is kept (user, address, time) for administrators in admin → Axes.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# The client address (django-ipware): REMOTE_ADDR, or behind a reverse proxy that overwrites
+# X-Forwarded-For, that header (see docs/deploy.md). Without BEHIND_PROXY a client's own
+# X-Forwarded-For is ignored, so it cannot choose the address it is counted under.
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
-    if env.bool("BEHIND_PROXY", default=False)
-    else ["REMOTE_ADDR"]
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if BEHIND_PROXY else ["REMOTE_ADDR"]
 )
 
 # Sessions: 30 minutes idle and 12 hours at most (plans.middleware.SessionTimeoutMiddleware);
@@ -181,7 +188,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 # HTTPS: on by default in production. Behind a TLS-terminating proxy set BEHIND_PROXY=1 so
 # Django trusts its X-Forwarded-Proto header (the proxy must set it and strip clients' copies).
 HTTPS = env.bool("HTTPS", default=not DEBUG)
-if env.bool("BEHIND_PROXY", default=False):
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if HTTPS:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
