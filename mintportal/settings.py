@@ -24,9 +24,19 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DEBUG", default=False)
 
 
+# .env.example's values for the secrets start like this; copied unchanged they are no secret.
+PLACEHOLDER_PREFIXES = ("change-me", "your-")
+
+
 def _required(name: str, dev_default: str) -> str:
-    """Return ``name`` from the environment; only a DEBUG portal may fall back to a default."""
+    """Return ``name`` from the environment; only a DEBUG portal may fall back to a default
+    or keep a placeholder copied from .env.example."""
     value = env.str(name, default="")
+    if value and not DEBUG and value.lower().startswith(PLACEHOLDER_PREFIXES):
+        raise ImproperlyConfigured(
+            f"{name} still has the placeholder value from .env.example ({value[:12]}…). "
+            f"Set the real value in the environment or in .env."
+        )
     if value:
         return value
     if DEBUG:

@@ -65,6 +65,23 @@ def test_it_refuses_to_start_without_a_required_variable_and_names_it(missing):
     assert f"{missing} is not set" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "placeholder"),
+    [
+        ("SECRET_KEY", "change-me-to-a-long-random-string"),
+        ("MINT_CLIENT_ID", "your-client-id"),
+        ("MINT_CLIENT_SECRET", "your-client-secret"),
+    ],
+)
+def test_it_refuses_to_start_with_a_placeholder_from_env_example(name, placeholder):
+    assert f"{name}={placeholder}\n" in (ROOT / ".env.example").read_text()
+
+    result = manage("check", env={**PRODUCTION_ENV, name: placeholder})
+
+    assert result.returncode != 0
+    assert f"{name} still has the placeholder value from .env.example" in result.stderr
+
+
 def test_it_refuses_an_unknown_mint_environment():
     result = manage("check", env={**PRODUCTION_ENV, "MINT_ENVIRONMENT": "prod"})
     assert result.returncode != 0
