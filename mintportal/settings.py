@@ -104,6 +104,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Sees the response with the user the view left (logged in by the login page, or out).
+    "plans.middleware.ResponseHeadersMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "plans.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -1,4 +1,6 @@
-"""Session lifetime: 30 minutes idle, 12 hours at most, whatever the pages poll in between.
+"""The portal's own middleware: session lifetime and response headers.
+
+Session lifetime: 30 minutes idle, 12 hours at most, whatever the pages poll in between.
 
 Django's own ``SESSION_COOKIE_AGE`` can only express one of the two limits, and saving the
 session on every request would let a page that refreshes itself keep a forgotten login alive
@@ -13,6 +15,7 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers
 
 LAST_SEEN = "portal_last_seen"
 LOGGED_IN_AT = "portal_logged_in_at"
@@ -47,3 +50,39 @@ class SessionTimeoutMiddleware:
             if not request.headers.get(POLL_HEADER) and now - last_seen >= 60:
                 session[LAST_SEEN] = now
         return self.get_response(request)
+
+
+#: Browser features no page of the portal uses, switched off for the page and anything it embeds.
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+)
+
+
+class ResponseHeadersMiddleware:
+    """``Permissions-Policy`` on every response, and ``Cache-Control: no-store`` on every response
+    to a logged-in user.
+
+    One place instead of a decorator per view, so a page added tomorrow cannot forget it: a
+    shared or back-button cache must never keep plans, history or an account page after logout.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        if request.user.is_authenticated:
+            add_never_cache_headers(response)
+        return response

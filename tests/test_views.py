@@ -1124,7 +1124,7 @@ def test_it_serves_the_live_part_of_a_plan_uncached(dispatcher_client, dispatche
     response = dispatcher_client.get(f"/plans/{plan.pk}/status/")
 
     page = response.content.decode()
-    assert response["Cache-Control"] == "no-store"
+    assert "no-store" in response["Cache-Control"]
     assert 'id="plan-live" data-final="false"' in page
     assert "Waiting: no delivery worker is running" in page  # none beats in this test
     assert "<html" not in page
@@ -1139,7 +1139,7 @@ def test_it_serves_the_health_widget_uncached(dispatcher_client):
     services.health_record(result=HealthResult(up=True, http_status=200, latency_ms=42))
     after = dispatcher_client.get("/mint-health/")
 
-    assert before["Cache-Control"] == after["Cache-Control"] == "no-store"
+    assert "no-store" in before["Cache-Control"] and "no-store" in after["Cache-Control"]
     widget = text_of(element_by_id(before.content.decode(), "health-widget"))
     assert "MINT unknown" in widget and "not checked yet" in widget
     widget = text_of(element_by_id(after.content.decode(), "health-widget"))
@@ -1278,3 +1278,17 @@ def test_it_marks_the_list_live_only_while_a_row_is_on_its_way(dispatcher_client
 
     assert '<div id="plan-results" data-live="false">' in idle
     assert '<div id="plan-results" data-live="true">' in pending
+
+
+@pytest.mark.parametrize("field", ["plan", "page_drafts"])
+def test_it_answers_400_to_a_plan_number_no_database_can_hold(dispatcher_client, plan, field):
+    action = "all" if field == "page_drafts" else "selected"
+    big = "9" * 40
+
+    response = dispatcher_client.post(
+        "/plans/submit-selected/", {"action": action, field: [str(plan.pk), big]}
+    )
+
+    assert response.status_code == 400
+    assert f"There is no plan number {big}" in response.content.decode()
+    assert not Submission.objects.exists()

@@ -52,9 +52,7 @@ def mint_health(request: HttpRequest) -> HttpResponse:
     """
     require(request, VIEW_PERM)
     context = _operations() if request.GET.get("panel") == "operations" else {}
-    response = render(request, "plans/partials/_live_status.html", context)
-    response["Cache-Control"] = "no-store"
-    return response
+    return render(request, "plans/partials/_live_status.html", context)
 
 
 @login_not_required
