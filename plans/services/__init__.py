@@ -9,8 +9,20 @@ writes. Each function is keyword-only and atomic; history rows are only ever app
 - ``delivery``: the outbox — claims, leases, what MINT answered, backoff, overdue messages
 - ``token``: MINT's access token in one row shared by every worker, and the client using it
 - ``monitoring``: worker heartbeats and MINT health checks
+- ``accounts``: the second factor (authenticator app, recovery codes) and the login audit log
 """
 
+from plans.services.accounts import (
+    audit,
+    recovery_codes_renew,
+    second_factor_check,
+    second_factor_enabled,
+    second_factor_remove,
+    second_factor_required,
+    totp_device_confirm,
+    totp_device_start,
+    totp_secret,
+)
 from plans.services.delivery import (
     DeliveryResult,
     SentMessage,
@@ -75,6 +87,7 @@ __all__ = [
     "PlanActionError",
     "PlanCandidate",
     "SentMessage",
+    "audit",
     "default_status_text",
     "health_record",
     "heartbeat_beat",
@@ -92,6 +105,7 @@ __all__ = [
     "plan_warnings_refresh",
     "plans_guard",
     "plans_submit",
+    "recovery_codes_renew",
     "schedule_create",
     "schedule_effect",
     "schedule_end",
@@ -104,9 +118,16 @@ __all__ = [
     "schedule_update",
     "schedule_validate",
     "schedules_materialize",
+    "second_factor_check",
+    "second_factor_enabled",
+    "second_factor_remove",
+    "second_factor_required",
     "submissions_claim",
     "submissions_fail_overdue",
     "submissions_record_outcomes",
     "submissions_release",
     "submissions_renew_lease",
+    "totp_device_confirm",
+    "totp_device_start",
+    "totp_secret",
 ]
