@@ -64,6 +64,9 @@ MINT_SANDBOX_CLIENT_SECRET = "sandbox-demo-secret"  # noqa: S105 - the sandbox's
 MINT_API_URL = _required("MINT_API_URL", f"http://127.0.0.1:{MINT_SANDBOX_PORT}/api/v1.0").rstrip(
     "/"
 )
+# True for a DEBUG portal without MINT_API_URL: `make run` starts the built-in sandbox, and
+# seed_demo may create demo logins (nowhere else).
+MINT_BUILTIN_SANDBOX = DEBUG and not env.str("MINT_API_URL", default="")
 MINT_CLIENT_ID = _required("MINT_CLIENT_ID", MINT_SANDBOX_CLIENT_ID)
 MINT_CLIENT_SECRET = _required("MINT_CLIENT_SECRET", MINT_SANDBOX_CLIENT_SECRET)
 MINT_ENVIRONMENT = env.str("MINT_ENVIRONMENT", default="sandbox")
