@@ -115,7 +115,11 @@ class SecondFactorMiddleware:
             return None
         if not (user.is_staff or user.is_superuser or request.session.get(SECOND_FACTOR_PENDING)):
             return None
-        if user.is_verified() or request.resolver_match.view_name in SECOND_FACTOR_PAGES:
+        if user.is_verified():
+            return None
+        if request.resolver_match.view_name in SECOND_FACTOR_PAGES:
+            # The page shows no menu, MINT health or worker state to a password alone.
+            request.second_factor_owed = True
             return None
         if request.headers.get(POLL_HEADER):
             return HttpResponse(status=401)

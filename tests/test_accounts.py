@@ -125,6 +125,7 @@ def test_the_admin_refuses_an_administrator_who_gave_only_the_password(client, a
     assert landed.redirect_chain[-1][0] == "/accounts/two-factor/setup/?next=/admin/"
     assert landed.request["PATH_INFO"] == "/accounts/two-factor/setup/"
     assert "Set up two-step login" in landed.content.decode()
+    assert 'id="health-widget"' not in landed.content.decode()  # nothing for a password alone
     for path in ("/admin/", "/admin/auth/user/", "/", "/plans/"):
         response = client.get(path)
         assert response.status_code == 302, path
