@@ -7,12 +7,15 @@ exist only while ``DEBUG`` is on; with ``DEBUG`` off a missing required value st
 a message that names it.
 """
 
+import base64
+import hashlib
 import os
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -69,6 +72,22 @@ MINT_API_URL = _required("MINT_API_URL", f"http://127.0.0.1:{MINT_SANDBOX_PORT}/
 MINT_BUILTIN_SANDBOX = DEBUG and not env.str("MINT_API_URL", default="")
 MINT_CLIENT_ID = _required("MINT_CLIENT_ID", MINT_SANDBOX_CLIENT_ID)
 MINT_CLIENT_SECRET = _required("MINT_CLIENT_SECRET", MINT_SANDBOX_CLIENT_SECRET)
+# Fernet keys for the MINT access token at rest (plans.token_cipher): the first encrypts, all
+# decrypt. Unset: one key derived from SECRET_KEY, which is never in the database or a backup.
+MINT_TOKEN_KEYS = env.list("MINT_TOKEN_KEYS", default=[]) or [
+    base64.urlsafe_b64encode(
+        hashlib.sha256(b"mintportal MINT token key\0" + SECRET_KEY.encode()).digest()
+    ).decode()
+]
+for _key in MINT_TOKEN_KEYS:
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"MINT_TOKEN_KEYS holds a value that is not a Fernet key ({_key[:6]}…): each key is "
+            '32 random bytes in URL-safe base64, made with: python -c "from cryptography.fernet '
+            'import Fernet; print(Fernet.generate_key().decode())"'
+        ) from None
 MINT_ENVIRONMENT = env.str("MINT_ENVIRONMENT", default="sandbox")
 if MINT_ENVIRONMENT not in {"sandbox", "test", "production"}:
     raise ImproperlyConfigured(

@@ -20,6 +20,7 @@ from plans import services
 from plans.logs import JsonFormatter
 from plans.middleware import LAST_SEEN, LOGGED_IN_AT
 from plans.models import DeliveryAttempt, MintToken, PlanEvent, Submission
+from plans.token_cipher import token_decrypt
 from tests.factories import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -274,7 +275,7 @@ def test_no_secret_or_token_reaches_logs_history_or_attempts(
     plans = [make_plan(user=dispatcher) for _ in range(3)]
     services.plan_submit(plan=plans[0], user=dispatcher)
     call_command("mint_worker", "--once")
-    tokens = {MintToken.objects.get(pk=1).access_token}
+    tokens = {token_decrypt(MintToken.objects.get(pk=1).encrypted_token)}
     mint_sandbox.set_behaviour(expire_tokens=True, plan_fail_status=503, plan_fail_count=1)
     for plan in plans[1:]:
         services.plan_submit(plan=plan, user=dispatcher)
@@ -283,7 +284,7 @@ def test_no_secret_or_token_reaches_logs_history_or_attempts(
         if not Submission.objects.exclude(state="accepted").exists():
             break
         time.sleep(0.1)
-    tokens.add(MintToken.objects.get(pk=1).access_token)
+    tokens.add(token_decrypt(MintToken.objects.get(pk=1).encrypted_token))
 
     assert Submission.objects.filter(state="accepted").count() == 3
     assert len(tokens) == 2 and all(tokens)
