@@ -100,8 +100,12 @@ def audit(event: str, *, request: HttpRequest | None, username: str | None, **fi
     level = (
         logging.INFO if event in {"login", "logout", "second factor passed"} else logging.WARNING
     )
+    user, client_ip = username or "", address or ""
     log.log(
         level,
+        "%s: %s from %s",
         event,
-        extra={"event": event, "user": username or "", "client_ip": address or "", **fields},
+        user or "(no username)",
+        client_ip or "(unknown address)",
+        extra={"event": event, "user": user, "client_ip": client_ip, **fields},
     )
