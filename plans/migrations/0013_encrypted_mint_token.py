@@ -16,7 +16,7 @@ def forget_clear_text_token(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("plans", "0009_uptime_by_time"),
+        ("plans", "0012_submission_withdrawn"),
     ]
 
     operations = [
