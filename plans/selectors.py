@@ -1,6 +1,7 @@
 """Every read the pages make, shaped so each page costs a fixed, small number of queries."""
 
 import contextlib
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -8,6 +9,9 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
@@ -391,3 +395,20 @@ def schedule_plans(*, schedule: Schedule, limit: int = 40) -> list[PlanRow]:
 
 def schedule_events(*, schedule: Schedule) -> list[ScheduleEvent]:
     return list(schedule.events.order_by("-at", "-id")[:100])
+
+
+@functools.cache
+def _known_migrations() -> frozenset[tuple[str, str]]:
+    """Every migration in the code (read from disk once per process: the code does not change
+    while it runs)."""
+    return frozenset(MigrationLoader(None, ignore_no_migrations=True).graph.nodes)
+
+
+def unapplied_migrations() -> list[str]:
+    """Migrations in the code that the database has not had, as ``app.name``; one query.
+
+    A database that answers but lacks them fails logins and saves with a 500, so the load
+    balancer's probe and the worker must tell it apart from one that is ready.
+    """
+    applied = MigrationRecorder(connection).applied_migrations()
+    return sorted(f"{app}.{name}" for app, name in _known_migrations() - set(applied))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from django.core.management import call_command
+from django.db.migrations.recorder import MigrationRecorder
 from django.urls import reverse
 
 from plans import services
@@ -263,6 +264,47 @@ def test_healthz_answers_503_when_the_database_is_unavailable():
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_healthz_answers_503_on_a_database_that_was_never_migrated(tmp_path):
+    """A real gunicorn on an empty database: it answers SELECT 1, yet every login fails."""
+    port = _free_port()
+    empty = tmp_path / "empty.sqlite3"
+    empty.touch()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{empty}", "CONN_MAX_AGE": "0"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "mintportal.wsgi", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert response.status_code == 503
+        assert response.text == "database not migrated\n"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.django_db
+def test_healthz_answers_503_while_a_release_migration_is_not_applied(client):
+    assert client.get("/healthz").status_code == 200
+    MigrationRecorder.Migration.objects.filter(app="plans", name="0009_uptime_by_time").delete()
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.content == b"database not migrated\n"
 
 
 @pytest.mark.django_db(transaction=True)
