@@ -271,19 +271,22 @@ class PortalStatus:
     workers: list[WorkerHeartbeat]
     mint_state: str  # "up", "down" or "unknown"
     worker_alive: bool
+    #: Unknown because the last check, a recent one, got no answer (not because none was made).
+    mint_unanswered: bool = False
 
     @property
     def mint_holds_delivery(self) -> bool:
-        """Whether the workers are waiting for MINT: its last health check answered 503 or
-        nothing (``HealthResult.says_down``); any other "down" answer does not stop them."""
-        return self.mint_state == "down" and self.mint.http_status in (None, 503)
+        """Whether the workers are waiting for MINT: its last health check answered 503
+        (``HealthResult.says_down``); any other answer, or none, does not stop them."""
+        return self.mint_state == "down" and self.mint.http_status == 503
 
 
 def portal_status() -> PortalStatus:
     """Two queries: the status row the workers keep, and the recently seen workers.
 
-    MINT counts as *unknown* when no worker has checked it for three health intervals: then
-    the last answer says nothing about now.
+    MINT counts as *unknown* when no worker has checked it for three health intervals (the
+    last answer says nothing about now) and when the last check got no answer at all (a
+    ``/health/`` that hangs says nothing about ``/plan/``).
     """
     now = timezone.now()
     mint = MintStatus.objects.filter(pk=1).first()
@@ -293,12 +296,21 @@ def portal_status() -> PortalStatus:
         ]
     )
     stale_after = timedelta(seconds=max(3 * settings.MINT_HEALTH_INTERVAL, 60))
+    unanswered = False
     if mint is None or mint.checked_at is None or now - mint.checked_at > stale_after:
         state = "unknown"
+    elif mint.result == HealthCheck.Result.ERROR:
+        state, unanswered = "unknown", True
     else:
         state = "up" if mint.result == HealthCheck.Result.UP else "down"
     alive = any(worker.is_alive for worker in workers)
-    return PortalStatus(mint=mint, workers=workers, mint_state=state, worker_alive=alive)
+    return PortalStatus(
+        mint=mint,
+        workers=workers,
+        mint_state=state,
+        worker_alive=alive,
+        mint_unanswered=unanswered,
+    )
 
 
 @dataclass(frozen=True)

@@ -1248,8 +1248,9 @@ def test_it_points_to_retry_only_where_the_plan_page_offers_it(
     [
         (True, 200, "Waiting for the delivery worker — due"),
         (True, 503, "Held: MINT's health check says it is down"),
-        (True, None, "Held: MINT's health check says it is down"),
-        # A 404 from /health/ does not stop the workers (HealthResult.says_down): not held.
+        # No answer says nothing about MINT, and a 404 from /health/ does not stop the workers
+        # either (HealthResult.says_down): not held.
+        (True, None, "Waiting for the delivery worker — due"),
         (True, 404, "Waiting for the delivery worker — due"),
         (False, 200, "Waiting: no delivery worker is running"),
     ],

@@ -11,8 +11,8 @@ from collections import defaultdict
 import pytest
 from django.db import connection
 
-from plans import services
-from plans.models import PlanEvent, PlanState, Submission
+from plans import selectors, services
+from plans.models import HealthCheck, PlanEvent, PlanState, Submission
 from tests.factories import make_plan
 from tests.processes import start_worker, stop, wait_for
 
@@ -94,6 +94,43 @@ def test_sigterm_finishes_the_current_send_and_hands_the_rest_back(mint_sandbox,
     assert states == ["accepted", "queued", "queued", "queued", "queued"]
     assert PlanEvent.objects.filter(reason__startswith="Handed back").count() == 4
     assert len(mint_sandbox.accepted) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_health_check_neither_holds_nor_slows_deliveries(mint_sandbox, dispatcher):
+    """/health/ hangs while /plan/ works: each check gives up after the 4 s read timeout, on
+    its own thread; the sends go on at once, and the pages say "unknown", not "down"."""
+    mint_sandbox.set_behaviour(health_hang=120)
+    worker = start_worker(
+        mint_sandbox, "unhurried", MINT_HEALTH_INTERVAL="0.5", MINT_READ_TIMEOUT="4"
+    )
+    try:
+        wait_for(
+            lambda: HealthCheck.objects.filter(result="error").exists(),
+            seconds=20,
+            what="the first health check to time out",
+        )
+        latencies = []
+        for plan in [make_plan(user=dispatcher) for _ in range(8)]:
+            services.plan_submit(plan=plan, user=dispatcher)
+            started = time.monotonic()
+            wait_for(
+                lambda plan=plan: Submission.objects.filter(plan=plan, state="accepted").exists(),
+                seconds=10,
+                what=f"plan {plan.pk} accepted",
+            )
+            latencies.append(time.monotonic() - started)
+            time.sleep(0.5)
+    finally:
+        assert stop(worker) == 0
+
+    # 8 sends over more than 4 s: a loop that waited for a check would have met one.
+    assert max(latencies) < 2.0, latencies
+    assert HealthCheck.objects.filter(result="error").count() >= 2
+    status = selectors.portal_status()
+    assert (status.mint_state, status.mint_unanswered) == ("unknown", True)
+    assert not status.mint_holds_delivery
+    assert "read timeout" in status.mint.error
 
 
 @pytest.mark.postgres

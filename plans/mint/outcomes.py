@@ -77,12 +77,13 @@ class HealthResult:
 
     @property
     def says_down(self) -> bool:
-        """MINT says it is down (503, spec 3.2.4) or does not answer: deliveries should wait.
+        """MINT says it is down (503, spec 3.2.4): deliveries should wait.
 
-        Any other answer (a 404 from a wrong URL, say) does not stop deliveries; their attempts
-        then record what went wrong.
+        A check that got no answer says nothing about MINT (``/health/`` may hang while
+        ``/plan/`` works), and any other answer (a 404 from a wrong URL, say) does not stop
+        deliveries either; their attempts then record what went wrong.
         """
-        return self.http_status is None or self.http_status == 503
+        return self.http_status == 503
 
     @property
     def result(self) -> str:

@@ -1,7 +1,8 @@
 """The delivery worker: ``python manage.py mint_worker``.
 
-A thin loop around ``plans.services``: beat the heartbeat, check MINT's health on a fixed
-interval, claim due messages under a lease, send each one and record what happened. Several
+A thin loop around ``plans.services``: beat the heartbeat, claim due messages under a lease,
+send each one and record what happened; MINT's health is checked on a thread beside it
+(``plans.health_watch``), so a hanging ``/health/`` never holds up a send. Several
 workers on several machines share one queue. SIGTERM and SIGINT finish the message on the wire,
 hand the rest of the batch back to the queue and exit.
 
@@ -26,6 +27,7 @@ from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
 from plans import services
+from plans.health_watch import HealthWatch
 
 logger = logging.getLogger("plans.delivery")
 
@@ -39,8 +41,6 @@ DATABASE_RETRY_EVERY = 5.0
 #: most this long (seconds).
 RECORD_GROUP_MAX = 50
 RECORD_WINDOW = 0.1
-#: While MINT says it is down, ask again this often instead of sending plans.
-DOWN_RECHECK_EVERY = 5.0
 
 
 #: What ``Recorder.close`` puts in the queue.
@@ -128,14 +128,17 @@ class Command(BaseCommand):
         self.name = options["name"] or f"{hostname}:{os.getpid()}:{uuid.uuid4().hex[:4]}"
         self.started_at = timezone.now()
         self.client = services.mint_client()
-        self.mint_down = False
         self.paused_until = 0.0
-        self.last_health = 0.0
         self.last_beat = 0.0
         self.last_materialize = -SCHEDULES_EVERY
         self.stdout.write(f"mint_worker {self.name} delivering to {settings.MINT_API_URL}")
         self.recorder = Recorder(self.name)
+        self.health = HealthWatch(worker=self.name, stdout=self.stdout, stderr=self.stderr)
+        if not options["once"]:
+            self.health.start()
         try:
+            if options["once"]:
+                self.health.check_soon()  # here and now: --once delivers what is due, then exits
             while not self.stopping:
                 try:
                     if not self._round(once=options["once"], batch=options["batch"]):
@@ -151,6 +154,7 @@ class Command(BaseCommand):
                         raise
                     self._sleep(DATABASE_RETRY_EVERY)
         finally:
+            self.health.stop()
             self.recorder.close()
             self._beat(stopping=True)
             self.stdout.write(f"mint_worker {self.name} stopped")
@@ -161,8 +165,7 @@ class Command(BaseCommand):
         self.recorder.check()
         self._beat()
         self._materialize_if_due()
-        self._check_health_if_due()
-        if self.mint_down or time.monotonic() < self.paused_until:
+        if self.health.says_down or time.monotonic() < self.paused_until:
             return False
         claimed = services.submissions_claim(worker=self.name, limit=batch)
         if not claimed:
@@ -171,8 +174,6 @@ class Command(BaseCommand):
         return True
 
     def _pause_seconds(self, idle: float) -> float:
-        if self.mint_down:
-            return min(DOWN_RECHECK_EVERY, settings.MINT_HEALTH_INTERVAL)
         return max(idle, min(self.paused_until - time.monotonic(), CREDENTIALS_PAUSE))
 
     def _deliver(self, batch: list) -> None:
@@ -197,12 +198,12 @@ class Command(BaseCommand):
                 self._release(batch[index + 1 :], "MINT refused the portal's credentials")
                 break
             if outcome.retryable and not health_asked:
-                # One failure may be a blip; ask /health/ before spending the batch's attempts.
+                # One failure may be a blip; have /health/ asked (never waiting for it here).
                 health_asked = True
-                self._check_health()
-                if self.mint_down:
-                    self._release(batch[index + 1 :], "MINT reports that it is down (/health/)")
-                    break
+                self.health.check_soon()
+            if self.health.says_down:
+                self._release(batch[index + 1 :], "MINT reports that it is down (/health/)")
+                break
             self._beat()
 
     def _release(self, submissions: list, why: str) -> None:
@@ -225,25 +226,6 @@ class Command(BaseCommand):
             raise
         except Exception:
             logger.exception("could not turn schedules into plans; trying again in a minute")
-
-    def _check_health_if_due(self) -> None:
-        interval = settings.MINT_HEALTH_INTERVAL
-        if self.mint_down:
-            interval = min(interval, DOWN_RECHECK_EVERY)
-        if time.monotonic() - self.last_health >= interval:
-            self._check_health()
-
-    def _check_health(self) -> None:
-        result = self.client.health()
-        self.last_health = time.monotonic()
-        services.health_record(result=result)
-        # Deadlines pass during an outage too: give up on what waited too long, visibly.
-        services.submissions_fail_overdue(worker=self.name)
-        was_down, self.mint_down = self.mint_down, result.says_down
-        if self.mint_down and not was_down:
-            self.stderr.write(f"MINT is down ({result.http_status or result.error}); waiting")
-        elif was_down and not self.mint_down:
-            self.stdout.write("MINT is up again; delivering")
 
     def _beat(self, stopping: bool = False) -> None:
         if stopping or time.monotonic() - self.last_beat >= HEARTBEAT_EVERY:

@@ -1,0 +1,99 @@
+"""The worker's watch on MINT's ``/health/``, on a thread of its own.
+
+A health check may take as long as the read timeout (10 s by default) when ``/health/`` hangs;
+asked from the send loop, that stopped every delivery for as long. Here the checks run beside
+the sends: the send loop only reads the latest verdict (``says_down``) and may ask for an early
+check (``check_soon``), and never waits for one. A check that gets no answer is *unknown*, not
+*down*: only MINT's own 503 holds the sends.
+"""
+
+import logging
+import threading
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connections
+
+from plans import services
+from plans.mint.outcomes import HealthResult
+
+logger = logging.getLogger("plans.delivery")
+
+#: While MINT says it is down, ask again this often (seconds).
+DOWN_RECHECK_EVERY = 5.0
+#: The shortest pause between two checks on the thread, whatever the interval says.
+MIN_PAUSE = 0.05
+
+
+class HealthWatch:
+    """Checks MINT's health every ``MINT_HEALTH_INTERVAL`` seconds and records each answer.
+
+    ``start()`` runs the checks on a daemon thread with its own MINT client (its own HTTP
+    session) and database connection. Without ``start()`` (``mint_worker --once``) each
+    ``check_soon()`` checks at once on the caller's thread.
+    """
+
+    def __init__(self, *, worker: str, stdout, stderr) -> None:
+        self.worker = worker
+        self.stdout = stdout
+        self.stderr = stderr
+        self.client = services.mint_client()
+        self.says_down = False
+        self.last_result: HealthResult | None = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mint-health", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop checking; a check hanging on MINT is not waited for (the thread is a daemon)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+        self.client.close()
+
+    def check_soon(self) -> None:
+        """Have MINT's health asked now: on the thread if it runs, else here and now."""
+        if self._thread is None:
+            self.check()
+        else:
+            self._wake.set()
+
+    def interval(self) -> float:
+        interval = settings.MINT_HEALTH_INTERVAL
+        if self.says_down:
+            interval = min(interval, DOWN_RECHECK_EVERY)
+        return interval
+
+    def check(self) -> None:
+        """One check: ask MINT, record the answer, fail what waited past its deadline."""
+        result = self.client.health()
+        self.last_result = result
+        was_down, self.says_down = self.says_down, result.says_down
+        if self.says_down and not was_down:
+            self.stderr.write(f"MINT says it is down (HTTP {result.http_status}); waiting")
+        elif was_down and not self.says_down:
+            self.stdout.write("MINT is up again; delivering")
+        services.health_record(result=result)
+        # Deadlines pass during an outage too: give up on what waited too long, visibly.
+        services.submissions_fail_overdue(worker=self.worker)
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()
+                close_old_connections()
+                try:
+                    self.check()
+                except DatabaseError:
+                    # The send loop meets the same database and says so, once; here the
+                    # answer is dropped and the next check tries again.
+                    logger.debug("could not record a health check", exc_info=True)
+                except Exception:
+                    logger.exception("MINT health check failed; trying again")
+                self._wake.wait(max(self.interval(), MIN_PAUSE))
+        finally:
+            connections.close_all()
