@@ -21,6 +21,11 @@ class WorkerHeartbeat(models.Model):
     started_at = models.DateTimeField()
     seen_at = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True, blank=True)
+    waiting_for = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What holds the worker's deliveries (the database, MINT), if anything.",
+    )
 
     class Meta:
         ordering = ["-seen_at"]

@@ -11,7 +11,13 @@ from plans.models import HealthCheck, MintStatus, WorkerHeartbeat
 
 
 def heartbeat_beat(
-    *, name: str, hostname: str, pid: int, started_at: datetime, stopping: bool = False
+    *,
+    name: str,
+    hostname: str,
+    pid: int,
+    started_at: datetime,
+    stopping: bool = False,
+    waiting_for: str = "",
 ) -> None:
     now = timezone.now()
     WorkerHeartbeat.objects.update_or_create(
@@ -22,6 +28,7 @@ def heartbeat_beat(
             "started_at": started_at,
             "seen_at": now,
             "stopped_at": now if stopping else None,
+            "waiting_for": waiting_for[:200],
         },
     )
 

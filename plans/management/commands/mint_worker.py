@@ -27,6 +27,7 @@ from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
 from plans import services
+from plans.database_wait import DatabaseWait
 from plans.health_watch import HealthWatch
 
 logger = logging.getLogger("plans.delivery")
@@ -36,7 +37,6 @@ HEARTBEAT_EVERY = 5.0
 SCHEDULES_EVERY = 60.0
 #: After MINT refused the credentials, claim nothing for this long (seconds).
 CREDENTIALS_PAUSE = 30.0
-DATABASE_RETRY_EVERY = 5.0
 #: Results are recorded in one transaction per group of at most this many, gathered for at
 #: most this long (seconds).
 RECORD_GROUP_MAX = 50
@@ -67,9 +67,11 @@ class Recorder:
         self.pending.put(services.SentMessage(submission, outcome, started_at))
 
     def check(self) -> None:
-        """Re-raise a recording error, so the worker stops instead of sending on regardless."""
-        if self.failure is not None:
-            raise self.failure
+        """Re-raise a recording error (once), so the worker does not send on regardless: a
+        database error makes it wait for the database, anything else stops it."""
+        failure, self.failure = self.failure, None
+        if failure is not None:
+            raise failure
 
     def close(self) -> None:
         self.pending.put(STOP)
@@ -134,6 +136,7 @@ class Command(BaseCommand):
         self.stdout.write(f"mint_worker {self.name} delivering to {settings.MINT_API_URL}")
         self.recorder = Recorder(self.name)
         self.health = HealthWatch(worker=self.name, stdout=self.stdout, stderr=self.stderr)
+        self.database = DatabaseWait(sleep=self._sleep)
         if not options["once"]:
             self.health.start()
         try:
@@ -145,18 +148,21 @@ class Command(BaseCommand):
                         if options["once"]:
                             break
                         self._sleep(self._pause_seconds(options["idle_sleep"]))
-                except DatabaseError:
+                except DatabaseError as exc:
                     # The database restarting must not end the worker: what it had claimed is
-                    # leased and comes back; wait and carry on.
-                    logger.exception("database error in the delivery loop; retrying shortly")
-                    close_old_connections()
+                    # leased and comes back; say once what is wrong, wait and carry on.
                     if options["once"]:
                         raise
-                    self._sleep(DATABASE_RETRY_EVERY)
+                    self.database.failed(exc, beat=lambda: self._beat(force=True))
+                else:
+                    self.database.ok()
         finally:
             self.health.stop()
             self.recorder.close()
-            self._beat(stopping=True)
+            try:
+                self._beat(stopping=True)
+            except DatabaseError:
+                logger.warning("could not record that the worker stopped: no database")
             self.stdout.write(f"mint_worker {self.name} stopped")
 
     def _round(self, *, once: bool, batch: int) -> bool:
@@ -227,16 +233,27 @@ class Command(BaseCommand):
         except Exception:
             logger.exception("could not turn schedules into plans; trying again in a minute")
 
-    def _beat(self, stopping: bool = False) -> None:
-        if stopping or time.monotonic() - self.last_beat >= HEARTBEAT_EVERY:
+    def _beat(self, stopping: bool = False, force: bool = False) -> None:
+        if stopping or force or time.monotonic() - self.last_beat >= HEARTBEAT_EVERY:
             services.heartbeat_beat(
                 name=self.name,
                 hostname=socket.gethostname(),
                 pid=os.getpid(),
                 started_at=self.started_at,
                 stopping=stopping,
+                waiting_for="" if stopping else self._waiting_for(),
             )
             self.last_beat = time.monotonic()
+
+    def _waiting_for(self) -> str:
+        """What holds this worker's deliveries, in plain words, for the operations panel."""
+        if self.database.waiting_for:
+            return self.database.waiting_for
+        if self.health.says_down:
+            return "MINT, which says it is down (503 from /health/)"
+        if time.monotonic() < self.paused_until:
+            return "MINT to accept the portal's credentials (it refused them)"
+        return ""
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
