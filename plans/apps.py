@@ -8,7 +8,10 @@ class PlansConfig(AppConfig):
     default = True
 
     def ready(self) -> None:
-        from plans import receivers  # noqa: F401 - connects the login audit
+        from plans import (
+            checks,  # noqa: F401 - registers the system checks
+            receivers,  # noqa: F401 - connects the login audit
+        )
 
 
 class PortalAdminConfig(admin_apps.AdminConfig):

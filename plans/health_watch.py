@@ -13,8 +13,8 @@ import threading
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
-from plans import services
-from plans.mint.outcomes import HealthResult
+from plans import selectors, services
+from plans.mint.outcomes import HealthResult, Problem
 
 logger = logging.getLogger("plans.delivery")
 
@@ -22,6 +22,42 @@ logger = logging.getLogger("plans.delivery")
 DOWN_RECHECK_EVERY = 5.0
 #: The shortest pause between two checks on the thread, whatever the interval says.
 MIN_PAUSE = 0.05
+
+
+class ProblemWatch:
+    """The fault of the portal's own configuration (``Problem``) that MINT's answers reveal,
+    as this worker knows it: each change is written for the pages and logged, a new fault at
+    ERROR, once. Shared by the send loop and the health thread.
+    """
+
+    def __init__(self) -> None:
+        self.kind = ""
+        self.text = ""
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Take what the pages show now (another worker may have found or cleared it)."""
+        row = selectors.mint_problem()
+        with self._lock:
+            self.kind, self.text = row
+
+    def found(self, kind: str, text: str) -> None:
+        with self._lock:
+            if (kind, text) == (self.kind, self.text):
+                return
+            services.mint_problem_record(kind=kind, text=text)
+            self.kind, self.text = kind, text
+        logger.error(text, extra={"problem": kind})
+
+    def gone(self, *, keep: tuple[str, ...] = ()) -> None:
+        """The answers show the fault is fixed, unless it is of a kind in ``keep`` (one the
+        answer could not have shown: a 200 from /health/ says nothing of the credentials)."""
+        with self._lock:
+            if not self.kind or self.kind in keep:
+                return
+            services.mint_problem_record(kind="", text="")
+            fixed, self.kind, self.text = self.text, "", ""
+        logger.info("fixed: %s", fixed, extra={"problem": ""})
 
 
 class HealthWatch:
@@ -32,8 +68,9 @@ class HealthWatch:
     ``check_soon()`` checks at once on the caller's thread.
     """
 
-    def __init__(self, *, worker: str, stdout, stderr) -> None:
+    def __init__(self, *, worker: str, stdout, stderr, problems: ProblemWatch) -> None:
         self.worker = worker
+        self.problems = problems
         self.stdout = stdout
         self.stderr = stderr
         self.client = services.mint_client()
@@ -69,7 +106,9 @@ class HealthWatch:
         return interval
 
     def check(self) -> None:
-        """One check: ask MINT, record the answer, fail what waited past its deadline."""
+        """One check: ask MINT, record the answer, fail what waited past its deadline, and
+        say what the answer reveals about the portal's own configuration."""
+        self.problems.load()
         result = self.client.health()
         self.last_result = result
         was_down, self.says_down = self.says_down, result.says_down
@@ -78,6 +117,21 @@ class HealthWatch:
         elif was_down and not self.says_down:
             self.stdout.write("MINT is up again; delivering")
         services.health_record(result=result)
+        if result.problem_kind:
+            self.problems.found(result.problem_kind, result.problem)
+        elif result.http_status is not None:
+            # MINT answered at MINT_API_URL, so the address is right; the credentials are
+            # known good only if a token was fetched, and are asked about while in doubt.
+            refused = None
+            if self.problems.kind == Problem.CREDENTIALS and not result.credentials_checked:
+                refused = self.client.credentials_refused()
+            if refused:
+                self.problems.found(Problem.CREDENTIALS, Problem.credentials)
+            else:
+                keep = (
+                    () if refused is False or result.credentials_checked else (Problem.CREDENTIALS,)
+                )
+                self.problems.gone(keep=keep)
         # Deadlines pass during an outage too: give up on what waited too long, visibly.
         services.submissions_fail_overdue(worker=self.worker)
 

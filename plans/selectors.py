@@ -15,6 +15,8 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
+from plans.mint.client import api_url_problem
+from plans.mint.outcomes import Problem
 from plans.models import (
     CALLED_OFF_STATES,
     PENDING_STATES,
@@ -273,6 +275,10 @@ class PortalStatus:
     worker_alive: bool
     #: Unknown because the last check, a recent one, got no answer (not because none was made).
     mint_unanswered: bool = False
+    #: A fault of the portal's own configuration (``plans.mint.outcomes.Problem``), if any.
+    problem_kind: str = ""
+    problem: str = ""
+    problem_since: datetime | None = None
 
     @property
     def mint_holds_delivery(self) -> bool:
@@ -304,13 +310,36 @@ def portal_status() -> PortalStatus:
     else:
         state = "up" if mint.result == HealthCheck.Result.UP else "down"
     alive = any(worker.is_alive for worker in workers)
+    problem = {}
+    if url_problem := _api_url_problem(settings.MINT_API_URL):
+        # Workers refuse to start with such a URL (system check plans.E001), so none reports
+        # it: the portal's own settings (the same .env) say it.
+        problem = {"problem_kind": Problem.URL, "problem": Problem.url.format(reason=url_problem)}
+    elif mint is not None and mint.problem_kind:
+        problem = {
+            "problem_kind": mint.problem_kind,
+            "problem": mint.problem,
+            "problem_since": mint.problem_since,
+        }
     return PortalStatus(
         mint=mint,
         workers=workers,
         mint_state=state,
         worker_alive=alive,
         mint_unanswered=unanswered,
+        **problem,
     )
+
+
+@functools.cache
+def _api_url_problem(url: str) -> str:
+    return api_url_problem(url)
+
+
+def mint_problem() -> tuple[str, str]:
+    """The configuration fault the pages show now, as (kind, text); ("", "") for none."""
+    row = MintStatus.objects.filter(pk=1).values_list("problem_kind", "problem").first()
+    return row or ("", "")
 
 
 @dataclass(frozen=True)

@@ -10,23 +10,7 @@ import sys
 import threading
 import time
 
-from tests.processes import MANAGE, start_worker, stop, wait_for
-
-
-class Lines:
-    """Collects a process's stderr, line by line, as it comes."""
-
-    def __init__(self, process: subprocess.Popen) -> None:
-        self.lines: list[str] = []
-        self.thread = threading.Thread(target=self._read, args=(process.stderr,), daemon=True)
-        self.thread.start()
-
-    def _read(self, stream) -> None:
-        for raw in stream:
-            self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-
-    def matching(self, *fragments: str) -> list[str]:
-        return [line for line in self.lines if all(f in line for f in fragments)]
+from tests.processes import MANAGE, Lines, start_worker, stop, wait_for
 
 
 def test_it_waits_for_an_unmigrated_database_and_carries_on_once_it_is_migrated(

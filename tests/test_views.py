@@ -1147,6 +1147,52 @@ def test_it_serves_the_health_widget_uncached(dispatcher_client):
     assert "<html" not in after.content.decode()
 
 
+def test_it_says_on_every_page_that_mint_api_url_cannot_be_used(dispatcher_client, settings):
+    """Workers refuse to start with such a URL (plans.E001), so the page reads the settings."""
+    settings.MINT_API_URL = "mint.example/api/v1.0"
+
+    for url in ("/", "/plans/", "/mint-health/"):
+        page = dispatcher_client.get(url).content.decode()
+
+        banner = text_of(element_by_id(page, "worker-banner"))
+        assert (
+            "MINT_API_URL cannot be used: 'mint.example/api/v1.0' has no scheme (https://). "
+            "Write it as https://<host>/api/v1.0." in banner
+        )
+        assert "MINT address unusable" in text_of(element_by_id(page, "health-widget"))
+
+
+def test_it_shows_a_fault_a_worker_found_until_a_worker_sees_it_gone(dispatcher_client):
+    services.health_record(result=HealthResult(up=True, http_status=200, latency_ms=5))
+    services.mint_problem_record(kind="credentials", text="MINT refuses the portal's credentials")
+    found = dispatcher_client.get("/").content.decode()
+    services.mint_problem_record(kind="", text="")
+    gone = dispatcher_client.get("/").content.decode()
+
+    assert "MINT refuses our credentials" in text_of(element_by_id(found, "health-widget"))
+    banner = text_of(element_by_id(found, "worker-banner"))
+    assert "MINT refuses the portal's credentials." in banner
+    assert "first seen 0 s ago" in banner
+    assert "MINT refuses" in text_of(element_by_id(found, "operations-panel"))
+    assert "MINT up" in text_of(element_by_id(gone, "health-widget"))
+    assert "MINT refuses" not in gone
+
+
+def test_it_shows_what_holds_a_worker_on_the_operations_panel(dispatcher_client):
+    now = timezone.now()
+    services.heartbeat_beat(
+        name="w1",
+        hostname="vm",
+        pid=1,
+        started_at=now,
+        waiting_for="the database: it lacks 1 migration (first plans.0011_x): run migrate",
+    )
+
+    panel = text_of(element_by_id(dispatcher_client.get("/").content.decode(), "operations-panel"))
+
+    assert "Waiting for the database: it lacks 1 migration" in panel
+
+
 def test_it_answers_the_load_balancer_without_a_login(client, db):
     response = client.get("/healthz")
 

@@ -4,6 +4,8 @@ The workers are separate OS processes that reach the test database through ``DAT
 the in-process sandbox over HTTP, exactly as in production.
 """
 
+import html
+import re
 import signal
 import time
 from collections import defaultdict
@@ -14,7 +16,7 @@ from django.db import connection
 from plans import selectors, services
 from plans.models import HealthCheck, PlanEvent, PlanState, Submission
 from tests.factories import make_plan
-from tests.processes import start_worker, stop, wait_for
+from tests.processes import Lines, start_worker, stop, wait_for
 
 
 def queue_plans(user, count: int) -> list:
@@ -131,6 +133,118 @@ def test_a_hanging_health_check_neither_holds_nor_slows_deliveries(mint_sandbox,
     assert (status.mint_state, status.mint_unanswered) == ("unknown", True)
     assert not status.mint_holds_delivery
     assert "read timeout" in status.mint.error
+
+
+def page_says(client, element_id: str) -> str:
+    """The text of one part of the dashboard, as a reader sees it (tags and entities gone)."""
+    page = client.get("/").content.decode()
+    part = re.search(
+        rf'<div id="{element_id}".*?(?=<div id="|<div class="user-box"|<main)', page, re.S
+    )
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", part.group(0))).split())
+
+
+CREDENTIALS = "MINT refuses the portal's credentials: check MINT_CLIENT_ID and MINT_CLIENT_SECRET"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refused_credentials_are_said_on_every_page_and_once_in_the_log(
+    mint_sandbox, dispatcher, dispatcher_client
+):
+    """/health/ answers 200 without a token, so MINT looks up while every plan meets a 401."""
+    queue_plans(dispatcher, 3)
+    worker = start_worker(
+        mint_sandbox,
+        "wrong-secret",
+        MINT_CLIENT_SECRET="not-the-secret",
+        MINT_HEALTH_INTERVAL="0.5",
+    )
+    log = Lines(worker)
+    try:
+        wait_for(
+            lambda: CREDENTIALS in page_says(dispatcher_client, "worker-banner"),
+            seconds=20,
+            what="the banner to name the credentials",
+        )
+        time.sleep(3)  # six more health checks, each asking for a token again
+        widget = page_says(dispatcher_client, "health-widget")
+    finally:
+        assert stop(worker) == 0
+    assert "MINT refuses our credentials" in widget
+    assert "MINT up" not in widget
+    errors = log.matching("ERROR")
+    assert len(errors) == 1, log.lines
+    assert CREDENTIALS in errors[0]
+    assert accepted_count() == 0
+
+    # Fixed and restarted: the next health check finds the credentials good, and plans go.
+    worker = start_worker(mint_sandbox, "right-secret", MINT_HEALTH_INTERVAL="0.5")
+    log = Lines(worker)
+    try:
+        wait_for(lambda: accepted_count() == 3, seconds=30, what="the plans accepted")
+        wait_for(
+            lambda: "credentials" not in page_says(dispatcher_client, "worker-banner"),
+            seconds=10,
+            what="the banner to go",
+        )
+        assert "MINT up" in page_says(dispatcher_client, "health-widget")
+    finally:
+        assert stop(worker) == 0
+    assert log.matching("INFO", f"fixed: {CREDENTIALS}"), log.lines
+    assert not log.matching("ERROR"), log.lines
+
+
+@pytest.mark.parametrize(
+    ("url", "widget", "banner", "attempt_error"),
+    [
+        pytest.param(
+            lambda sandbox: sandbox.url.replace("http://", "https://"),
+            "MINT TLS fails",
+            "MINT_API_URL says https, but the server at that address does not speak TLS "
+            "(it may serve plain http): check MINT_API_URL.",
+            "TLS failed, as the server at MINT_API_URL does not speak TLS (is it http://?)",
+            id="https to a plain-http server",
+        ),
+        pytest.param(
+            lambda sandbox: f"http://127.0.0.1:{sandbox.port}",
+            "MINT wrong address (404)",
+            "MINT answered 404 for /health/: MINT_API_URL must end with the API version, "
+            "e.g. https://<host>/api/v1.0.",
+            "MINT answered 404",
+            id="no /api/vX.Y",
+        ),
+    ],
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_wrong_mint_api_url_is_said_on_every_page_and_once_in_the_log(
+    mint_sandbox, dispatcher, dispatcher_client, url, widget, banner, attempt_error
+):
+    plan = queue_plans(dispatcher, 1)[0]
+    worker = start_worker(
+        mint_sandbox, "misdirected", MINT_API_URL=url(mint_sandbox), MINT_HEALTH_INTERVAL="0.5"
+    )
+    log = Lines(worker)
+    try:
+        wait_for(
+            lambda: banner in page_says(dispatcher_client, "worker-banner"),
+            seconds=20,
+            what="the banner to say what is wrong",
+        )
+        wait_for(
+            lambda: plan.submissions.filter(attempt_count__gte=1).exists(),
+            seconds=20,
+            what="a first attempt",
+        )
+        time.sleep(2)  # more checks: the same answer, no new ERROR
+        shown = page_says(dispatcher_client, "health-widget")
+    finally:
+        assert stop(worker) == 0
+    assert widget in shown
+    assert "no answer" not in shown
+    errors = log.matching("ERROR")
+    assert len(errors) == 1, log.lines
+    assert banner.rstrip(".") in errors[0]
+    assert attempt_error in plan.submissions.get().last_error
 
 
 @pytest.mark.postgres

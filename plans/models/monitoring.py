@@ -89,6 +89,11 @@ class MintStatus(models.Model):
         blank=True,
         help_text="Last 24 hours, oldest first: [hour start (ISO), seconds up, seconds known].",
     )
+    # A fault of the portal's own configuration that MINT's answers revealed (wrong
+    # credentials, an unusable MINT_API_URL): shown on every page until a worker sees it gone.
+    problem_kind = models.CharField(max_length=20, blank=True)
+    problem = models.TextField(blank=True)
+    problem_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "MINT status"

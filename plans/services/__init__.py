@@ -39,7 +39,7 @@ from plans.services.guards import (
     plan_warnings_refresh,
     plans_guard,
 )
-from plans.services.monitoring import health_record, heartbeat_beat
+from plans.services.monitoring import health_record, heartbeat_beat, mint_problem_record
 from plans.services.plan import (
     CANCELLABLE_STATES,
     EDITABLE_STATES,
@@ -92,6 +92,7 @@ __all__ = [
     "health_record",
     "heartbeat_beat",
     "mint_client",
+    "mint_problem_record",
     "plan_accepted_revision",
     "plan_cancel",
     "plan_create",

@@ -110,3 +110,16 @@ def health_record(*, result: HealthResult, at: datetime | None = None) -> Health
         status.hourly = hourly
         status.save()
     return check
+
+
+def mint_problem_record(*, kind: str, text: str) -> None:
+    """Show (or, with ``kind=""``, stop showing) a fault of the portal's configuration that
+    a worker found in MINT's answers; ``problem_since`` keeps when it was first seen."""
+    with transaction.atomic():
+        status, _ = MintStatus.objects.select_for_update().get_or_create(pk=1)
+        if (status.problem_kind, status.problem) == (kind, text):
+            return
+        if kind != status.problem_kind:
+            status.problem_since = timezone.now() if kind else None
+        status.problem_kind, status.problem = kind, text
+        status.save(update_fields=["problem_kind", "problem", "problem_since"])

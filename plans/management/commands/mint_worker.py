@@ -22,13 +22,14 @@ import time
 import uuid
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, SystemCheckError
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
 from plans import services
 from plans.database_wait import DatabaseWait
-from plans.health_watch import HealthWatch
+from plans.health_watch import HealthWatch, ProblemWatch
+from plans.mint.outcomes import Problem
 
 logger = logging.getLogger("plans.delivery")
 
@@ -122,6 +123,15 @@ class Command(BaseCommand):
             help="Seconds to wait when nothing is due.",
         )
 
+    def check(self, *args, **kwargs) -> None:
+        """Refuse to start on a configuration error (an unusable MINT_API_URL), saying why in
+        the log too, where operators look."""
+        try:
+            super().check(*args, **kwargs)
+        except SystemCheckError as exc:
+            logger.error("mint_worker cannot start: %s", str(exc).strip())
+            raise
+
     def handle(self, *args, **options) -> None:
         self.stopping = False
         signal.signal(signal.SIGTERM, self._stop)
@@ -135,7 +145,10 @@ class Command(BaseCommand):
         self.last_materialize = -SCHEDULES_EVERY
         self.stdout.write(f"mint_worker {self.name} delivering to {settings.MINT_API_URL}")
         self.recorder = Recorder(self.name)
-        self.health = HealthWatch(worker=self.name, stdout=self.stdout, stderr=self.stderr)
+        self.problems = ProblemWatch()
+        self.health = HealthWatch(
+            worker=self.name, stdout=self.stdout, stderr=self.stderr, problems=self.problems
+        )
         self.database = DatabaseWait(sleep=self._sleep)
         if not options["once"]:
             self.health.start()
@@ -198,7 +211,10 @@ class Command(BaseCommand):
             started_at = timezone.now()
             outcome = self.client.send_plan(submission.body)
             self.recorder.record(submission=submission, outcome=outcome, started_at=started_at)
+            if outcome.kind in ("accepted", "rejected"):
+                self.problems.gone()  # MINT took the credentials and the address
             if outcome.kind == "unauthorized":
+                self.problems.found(Problem.CREDENTIALS, Problem.credentials)
                 # Wrong credentials fail every message alike: stop asking MINT for a while.
                 self.paused_until = time.monotonic() + CREDENTIALS_PAUSE
                 self._release(batch[index + 1 :], "MINT refused the portal's credentials")
