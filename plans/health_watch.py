@@ -120,18 +120,15 @@ class HealthWatch:
         if result.problem_kind:
             self.problems.found(result.problem_kind, result.problem)
         elif result.http_status is not None:
-            # MINT answered at MINT_API_URL, so the address is right; the credentials are
-            # known good only if a token was fetched, and are asked about while in doubt.
-            refused = None
-            if self.problems.kind == Problem.CREDENTIALS and not result.credentials_checked:
+            # MINT answered at MINT_API_URL, so the address is right. The credentials are
+            # known good only if a token was fetched; while in doubt, ask for one.
+            credentials_good = result.credentials_checked
+            if self.problems.kind == Problem.CREDENTIALS and not credentials_good:
                 refused = self.client.credentials_refused()
-            if refused:
-                self.problems.found(Problem.CREDENTIALS, Problem.credentials)
-            else:
-                keep = (
-                    () if refused is False or result.credentials_checked else (Problem.CREDENTIALS,)
-                )
-                self.problems.gone(keep=keep)
+                if refused:
+                    self.problems.found(Problem.CREDENTIALS, Problem.credentials)
+                credentials_good = refused is False
+            self.problems.gone(keep=() if credentials_good else (Problem.CREDENTIALS,))
         # Deadlines pass during an outage too: give up on what waited too long, visibly.
         services.submissions_fail_overdue(worker=self.worker)
 
