@@ -138,9 +138,8 @@ def test_a_hanging_health_check_neither_holds_nor_slows_deliveries(mint_sandbox,
 def page_says(client, element_id: str) -> str:
     """The text of one part of the dashboard, as a reader sees it (tags and entities gone)."""
     page = client.get("/").content.decode()
-    part = re.search(
-        rf'<div id="{element_id}".*?(?=<div id="|<div class="user-box"|<main)', page, re.S
-    )
+    end = '(?=<div id="|<div class="user-box"|<main|</section>)'
+    part = re.search(rf'id="{element_id}".*?{end}', page, re.S)
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", part.group(0))).split())
 
 
@@ -245,6 +244,33 @@ def test_a_wrong_mint_api_url_is_said_on_every_page_and_once_in_the_log(
     assert len(errors) == 1, log.lines
     assert banner.rstrip(".") in errors[0]
     assert attempt_error in plan.submissions.get().last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_with_an_unreadable_url_says_so_once_and_sends_nothing(
+    mint_sandbox, dispatcher, dispatcher_client
+):
+    """`manage.py check` fails on it (plans.E001); a worker started anyway stays up, so that
+    systemd does not restart it (and it say the same again) every few seconds."""
+    plan = queue_plans(dispatcher, 1)[0]
+    worker = start_worker(mint_sandbox, "unaddressed", MINT_API_URL="http://[::1:8001/api/v1.0")
+    log = Lines(worker)
+    says = "MINT_API_URL cannot be used: 'http://[::1:8001/api/v1.0' is not a URL"
+    try:
+        wait_for(lambda: log.matching("ERROR"), seconds=20, what="the worker to say why")
+        time.sleep(6)  # past a heartbeat: still running, still one ERROR
+        assert worker.poll() is None
+        banner = page_says(dispatcher_client, "worker-banner")
+        panel = page_says(dispatcher_client, "operations-panel")
+    finally:
+        assert stop(worker) == 0
+    errors = log.matching("ERROR")
+    assert len(errors) == 1, log.lines
+    assert says in errors[0]
+    assert says in banner
+    assert "Waiting for MINT_API_URL to be fixed (then a restart of the worker)" in panel
+    assert plan.submissions.get().attempt_count == 0
+    assert mint_sandbox.log == []
 
 
 @pytest.mark.postgres
