@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
 from plans import selectors, services
-from plans.mint.outcomes import HealthResult, Problem
+from plans.mint.outcomes import Problem
 
 logger = logging.getLogger("plans.delivery")
 
@@ -47,7 +47,7 @@ class ProblemWatch:
                 return
             services.mint_problem_record(kind=kind, text=text)
             self.kind, self.text = kind, text
-        logger.error(text, extra={"problem": kind})
+        logger.error("%s", text, extra={"problem": kind})
 
     def gone(self, *, keep: tuple[str, ...] = ()) -> None:
         """The answers show the fault is fixed, unless it is of a kind in ``keep`` (one the
@@ -75,7 +75,6 @@ class HealthWatch:
         self.stderr = stderr
         self.client = services.mint_client()
         self.says_down = False
-        self.last_result: HealthResult | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,7 +109,6 @@ class HealthWatch:
         say what the answer reveals about the portal's own configuration."""
         self.problems.load()
         result = self.client.health()
-        self.last_result = result
         was_down, self.says_down = self.says_down, result.says_down
         if self.says_down and not was_down:
             self.stderr.write(f"MINT says it is down (HTTP {result.http_status}); waiting")

@@ -36,6 +36,14 @@ def test_it_calls_an_unreadable_mint_api_url_an_error(settings, url, says):
     assert "https://<host>/api/v1.0" in issues[0].hint
 
 
+def test_it_shows_no_password_written_into_the_url(settings):
+    """The message is shown on every page and logged."""
+    issues = _issues(settings, "https://portal:s3cret-pw@[::1/api/v1.0")
+
+    assert "s3cret-pw" not in issues[0].msg
+    assert "'https://…@[::1/api/v1.0' is not a URL" in issues[0].msg
+
+
 @pytest.mark.parametrize("url", ["https://mint.example", "https://mint.example/api/"])
 def test_it_warns_of_a_mint_api_url_without_the_api_version(settings, url):
     issues = _issues(settings, url)

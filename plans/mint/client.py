@@ -107,6 +107,7 @@ _PLAIN_HTTP_SIGNS = (
     "packet length",
 )
 _VERSION_PATH = re.compile(r"/v\d+(\.\d+)*$")
+_USERINFO = re.compile(r"//[^/@]*@")
 
 
 def _tls_reason(exc: BaseException) -> str | None:
@@ -127,23 +128,24 @@ def api_url_problem(url: str) -> str:
     The same judgement the HTTP library makes when it sends, made before anything is sent: the
     system check runs it on ``MINT_API_URL``, the health check on what it failed to reach.
     """
+    shown = _USERINFO.sub("//…@", url)  # the text is shown on every page: no password in it
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError as exc:
-        return f"{url!r} is not a URL ({exc})"
+        return f"{shown!r} is not a URL ({exc})"
     if not parts.netloc:
         if "://" in url:
-            return f"{url!r} has no host name"
-        return f"{url!r} has no scheme (https://)"
+            return f"{shown!r} has no host name"
+        return f"{shown!r} has no scheme (https://)"
     if parts.scheme not in ("http", "https"):
-        return f"{url!r} has the scheme {parts.scheme!r}, not https or http"
+        return f"{shown!r} has the scheme {parts.scheme!r}, not https or http"
     if not parts.hostname:
-        return f"{url!r} has no host name"
+        return f"{shown!r} has no host name"
     try:
         requests.Request("GET", f"{url.rstrip('/')}/health/").prepare()
     except (requests.RequestException, ValueError) as exc:
-        return f"{url!r} is not a URL ({exc})"
+        return f"{shown!r} is not a URL ({_USERINFO.sub('//…@', str(exc))})"
     return ""
 
 
