@@ -28,7 +28,7 @@ def check_mint_api_url(app_configs, **kwargs) -> list:
     if api_url_lacks_version(url):
         return [
             Warning(
-                f"MINT_API_URL {url!r} does not end with the API version (such as /api/v1.0).",
+                "MINT_API_URL does not end with the API version (such as /api/v1.0).",
                 hint=(
                     f"MINT's endpoints are <MINT_API_URL>/auth/token, /health/ and /plan/; "
                     f"without the version MINT answers 404. Write it as {EXAMPLE}."
