@@ -150,7 +150,7 @@ def requeue(*, due: bool) -> None:
     if not due:
         # Only before the workers start: once messages are due a worker may already have
         # stored the phase's token, and clearing it then would force a second fetch.
-        MintToken.objects.update(access_token="", expires_at=None, fetched_at=None)
+        MintToken.objects.update(encrypted_token="", expires_at=None, fetched_at=None)
 
 
 def bare_loop(

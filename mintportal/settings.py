@@ -7,12 +7,15 @@ exist only while ``DEBUG`` is on; with ``DEBUG`` off a missing required value st
 a message that names it.
 """
 
+import base64
+import hashlib
 import os
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -24,9 +27,19 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DEBUG", default=False)
 
 
+# .env.example's values for the secrets start like this; copied unchanged they are no secret.
+PLACEHOLDER_PREFIXES = ("change-me", "your-")
+
+
 def _required(name: str, dev_default: str) -> str:
-    """Return ``name`` from the environment; only a DEBUG portal may fall back to a default."""
+    """Return ``name`` from the environment; only a DEBUG portal may fall back to a default
+    or keep a placeholder copied from .env.example."""
     value = env.str(name, default="")
+    if value and not DEBUG and value.lower().startswith(PLACEHOLDER_PREFIXES):
+        raise ImproperlyConfigured(
+            f"{name} still has the placeholder value from .env.example ({value[:12]}…). "
+            f"Set the real value in the environment or in .env."
+        )
     if value:
         return value
     if DEBUG:
@@ -54,8 +67,27 @@ MINT_SANDBOX_CLIENT_SECRET = "sandbox-demo-secret"  # noqa: S105 - the sandbox's
 MINT_API_URL = _required("MINT_API_URL", f"http://127.0.0.1:{MINT_SANDBOX_PORT}/api/v1.0").rstrip(
     "/"
 )
+# True for a DEBUG portal without MINT_API_URL: `make run` starts the built-in sandbox, and
+# seed_demo may create demo logins (nowhere else).
+MINT_BUILTIN_SANDBOX = DEBUG and not env.str("MINT_API_URL", default="")
 MINT_CLIENT_ID = _required("MINT_CLIENT_ID", MINT_SANDBOX_CLIENT_ID)
 MINT_CLIENT_SECRET = _required("MINT_CLIENT_SECRET", MINT_SANDBOX_CLIENT_SECRET)
+# Fernet keys for the MINT access token at rest (plans.token_cipher): the first encrypts, all
+# decrypt. Unset: one key derived from SECRET_KEY, which is never in the database or a backup.
+MINT_TOKEN_KEYS = env.list("MINT_TOKEN_KEYS", default=[]) or [
+    base64.urlsafe_b64encode(
+        hashlib.sha256(b"mintportal MINT token key\0" + SECRET_KEY.encode()).digest()
+    ).decode()
+]
+for _key in MINT_TOKEN_KEYS:
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"MINT_TOKEN_KEYS holds a value that is not a Fernet key ({_key[:6]}…): each key is "
+            '32 random bytes in URL-safe base64, made with: python -c "from cryptography.fernet '
+            'import Fernet; print(Fernet.generate_key().decode())"'
+        ) from None
 MINT_ENVIRONMENT = env.str("MINT_ENVIRONMENT", default="sandbox")
 if MINT_ENVIRONMENT not in {"sandbox", "test", "production"}:
     raise ImproperlyConfigured(
@@ -101,7 +133,8 @@ MINT_WORKER_IDLE_SLEEP = env.float("MINT_WORKER_IDLE_SLEEP", default=1.0)
 
 # --- Django ------------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, closed to administrators without their second factor
+    "plans.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -109,6 +142,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "plans",
 ]
 
@@ -119,7 +155,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # After the password, only the second-factor pages until the code is given.
+    "plans.middleware.SecondFactorMiddleware",
+    # Sees the response with the user the view left (logged in by the login page, or out).
+    "plans.middleware.ResponseHeadersMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "plans.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -167,7 +208,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    # ASVS V2.1.1: at least 12 characters.
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -176,6 +221,9 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Second factor (django-otp): administrators must use an authenticator app (TOTP), others may;
+# the app shows this name next to the code.
+OTP_TOTP_ISSUER = "MINT Portal"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "plans:dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -187,13 +235,20 @@ LOGOUT_REDIRECT_URL = "login"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Password spraying: besides the lock above, this many failures from one address within the
+# cool-off, across all usernames, lock the address (plans.login_throttle).
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=20)
+AXES_HANDLER = "plans.login_throttle.PortalAxesHandler"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-# Behind a reverse proxy, take the client address from X-Forwarded-For (see docs/deploy.md).
+# Every failure is kept (user, address, time) for administrators in admin → Axes.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# The client address (django-ipware): REMOTE_ADDR, or behind a reverse proxy that overwrites
+# X-Forwarded-For, that header (see docs/deploy.md). Without BEHIND_PROXY a client's own
+# X-Forwarded-For is ignored, so it cannot choose the address it is counted under.
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
-    if env.bool("BEHIND_PROXY", default=False)
-    else ["REMOTE_ADDR"]
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if BEHIND_PROXY else ["REMOTE_ADDR"]
 )
 
 # Sessions: 30 minutes idle and 12 hours at most (plans.middleware.SessionTimeoutMiddleware);
@@ -207,7 +262,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 # HTTPS: on by default in production. Behind a TLS-terminating proxy set BEHIND_PROXY=1 so
 # Django trusts its X-Forwarded-Proto header (the proxy must set it and strip clients' copies).
 HTTPS = env.bool("HTTPS", default=not DEBUG)
-if env.bool("BEHIND_PROXY", default=False):
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if HTTPS:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

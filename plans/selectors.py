@@ -1,6 +1,7 @@
 """Every read the pages make, shaped so each page costs a fixed, small number of queries."""
 
 import contextlib
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -8,9 +9,14 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
+from plans.mint.client import api_url_problem
+from plans.mint.outcomes import Problem
 from plans.models import (
     CALLED_OFF_STATES,
     PENDING_STATES,
@@ -267,19 +273,26 @@ class PortalStatus:
     workers: list[WorkerHeartbeat]
     mint_state: str  # "up", "down" or "unknown"
     worker_alive: bool
+    #: Unknown because the last check, a recent one, got no answer (not because none was made).
+    mint_unanswered: bool = False
+    #: A fault of the portal's own configuration (``plans.mint.outcomes.Problem``), if any.
+    problem_kind: str = ""
+    problem: str = ""
+    problem_since: datetime | None = None
 
     @property
     def mint_holds_delivery(self) -> bool:
-        """Whether the workers are waiting for MINT: its last health check answered 503 or
-        nothing (``HealthResult.says_down``); any other "down" answer does not stop them."""
-        return self.mint_state == "down" and self.mint.http_status in (None, 503)
+        """Whether the workers are waiting for MINT: its last health check answered 503
+        (``HealthResult.says_down``); any other answer, or none, does not stop them."""
+        return self.mint_state == "down" and self.mint.http_status == 503
 
 
 def portal_status() -> PortalStatus:
     """Two queries: the status row the workers keep, and the recently seen workers.
 
-    MINT counts as *unknown* when no worker has checked it for three health intervals: then
-    the last answer says nothing about now.
+    MINT counts as *unknown* when no worker has checked it for three health intervals (the
+    last answer says nothing about now) and when the last check got no answer at all (a
+    ``/health/`` that hangs says nothing about ``/plan/``).
     """
     now = timezone.now()
     mint = MintStatus.objects.filter(pk=1).first()
@@ -289,12 +302,44 @@ def portal_status() -> PortalStatus:
         ]
     )
     stale_after = timedelta(seconds=max(3 * settings.MINT_HEALTH_INTERVAL, 60))
+    unanswered = False
     if mint is None or mint.checked_at is None or now - mint.checked_at > stale_after:
         state = "unknown"
+    elif mint.result == HealthCheck.Result.ERROR:
+        state, unanswered = "unknown", True
     else:
         state = "up" if mint.result == HealthCheck.Result.UP else "down"
     alive = any(worker.is_alive for worker in workers)
-    return PortalStatus(mint=mint, workers=workers, mint_state=state, worker_alive=alive)
+    problem = {}
+    if url_problem := _api_url_problem(settings.MINT_API_URL):
+        # Workers refuse to start with such a URL (system check plans.E001), so none reports
+        # it: the portal's own settings (the same .env) say it.
+        problem = {"problem_kind": Problem.URL, "problem": Problem.url.format(reason=url_problem)}
+    elif mint is not None and mint.problem_kind:
+        problem = {
+            "problem_kind": mint.problem_kind,
+            "problem": mint.problem,
+            "problem_since": mint.problem_since,
+        }
+    return PortalStatus(
+        mint=mint,
+        workers=workers,
+        mint_state=state,
+        worker_alive=alive,
+        mint_unanswered=unanswered,
+        **problem,
+    )
+
+
+@functools.cache
+def _api_url_problem(url: str) -> str:
+    return api_url_problem(url)
+
+
+def mint_problem() -> tuple[str, str]:
+    """The configuration fault the pages show now, as (kind, text); ("", "") for none."""
+    row = MintStatus.objects.filter(pk=1).values_list("problem_kind", "problem").first()
+    return row or ("", "")
 
 
 @dataclass(frozen=True)
@@ -391,3 +436,20 @@ def schedule_plans(*, schedule: Schedule, limit: int = 40) -> list[PlanRow]:
 
 def schedule_events(*, schedule: Schedule) -> list[ScheduleEvent]:
     return list(schedule.events.order_by("-at", "-id")[:100])
+
+
+@functools.cache
+def _known_migrations() -> frozenset[tuple[str, str]]:
+    """Every migration in the code (read from disk once per process: the code does not change
+    while it runs)."""
+    return frozenset(MigrationLoader(None, ignore_no_migrations=True).graph.nodes)
+
+
+def unapplied_migrations() -> list[str]:
+    """Migrations in the code that the database has not had, as ``app.name``; one query.
+
+    A database that answers but lacks them fails logins and saves with a 500, so the load
+    balancer's probe and the worker must tell it apart from one that is ready.
+    """
+    applied = MigrationRecorder(connection).applied_migrations()
+    return sorted(f"{app}.{name}" for app, name in _known_migrations() - set(applied))

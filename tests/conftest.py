@@ -53,6 +53,35 @@ def outsider(db) -> User:
     return _user("outsider")
 
 
+def totp_device(user: User):
+    """A confirmed authenticator app for ``user``, as if set up on the account page."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+
+
+def login_with_second_factor(client, user: User) -> None:
+    """Log ``user`` in as if password and authenticator code were both given."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    device = totp_device(user)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+
+
+@pytest.fixture
+def admin_client(admin_user):
+    """An administrator who gave both factors (the admin refuses one who did not); a client of
+    its own, as pytest-django's, so ``client`` stays anonymous beside it."""
+    from django.test import Client
+
+    client = Client()
+    login_with_second_factor(client, admin_user)
+    return client
+
+
 @pytest.fixture
 def dispatcher_client(client, dispatcher):
     client.force_login(dispatcher)

@@ -60,3 +60,17 @@ def make_vehicle(
         },
     )
     return vehicle
+
+
+def seed_demo() -> str:
+    """``manage.py seed_demo`` as ``make run`` runs it for a newcomer: DEBUG and the built-in
+    sandbox (the only setting where it creates the demo logins). Returns what it printed."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    out = StringIO()
+    with override_settings(DEBUG=True, MINT_BUILTIN_SANDBOX=True):
+        call_command("seed_demo", stdout=out)
+    return out.getvalue()

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -50,3 +51,19 @@ def stop(process: subprocess.Popen) -> int:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     return process.wait(timeout=20)
+
+
+class Lines:
+    """Collects a process's stderr, line by line, as it comes."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(process.stderr,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream) -> None:
+        for raw in stream:
+            self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def matching(self, *fragments: str) -> list[str]:
+        return [line for line in self.lines if all(f in line for f in fragments)]

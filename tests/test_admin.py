@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from plans.models import Plan
+from tests.conftest import login_with_second_factor
 from tests.factories import make_plan, make_vehicle
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +28,7 @@ def _vehicle_form(vehicle, **changes):
 
 
 def test_a_smaller_battery_set_in_admin_flags_the_vehicles_coming_plans(client, admin_user):
-    client.force_login(admin_user)
+    login_with_second_factor(client, admin_user)
     bus = make_vehicle("bus 12", battery_kwh="300")
     start = timezone.now() + timedelta(hours=2)
     plan = make_plan(
@@ -52,7 +53,7 @@ def test_a_smaller_battery_set_in_admin_flags_the_vehicles_coming_plans(client, 
 
 
 def test_admin_refuses_a_vehicle_with_no_battery(client, admin_user):
-    client.force_login(admin_user)
+    login_with_second_factor(client, admin_user)
     bus = make_vehicle("bus 12")
     response = client.post(
         f"/admin/plans/vehicle/{bus.pk}/change/", _vehicle_form(bus, battery_kwh="0")
@@ -62,7 +63,7 @@ def test_admin_refuses_a_vehicle_with_no_battery(client, admin_user):
 
 
 def test_plans_and_schedules_cannot_be_written_in_admin(client, admin_user):
-    client.force_login(admin_user)
+    login_with_second_factor(client, admin_user)
     plan = make_plan(user=admin_user)
     assert client.get("/admin/plans/plan/add/").status_code == 403
     assert client.get("/admin/plans/schedule/add/").status_code == 403

@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 import requests
 from django.core.management import call_command
+from django.db.migrations.recorder import MigrationRecorder
 from django.urls import reverse
 
 from plans import services
 from plans.logs import JsonFormatter
 from plans.middleware import LAST_SEEN, LOGGED_IN_AT
 from plans.models import DeliveryAttempt, MintToken, PlanEvent, Submission
+from plans.token_cipher import token_decrypt
 from tests.factories import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +65,23 @@ def test_it_refuses_to_start_without_a_required_variable_and_names_it(missing):
     result = manage("check", env=PRODUCTION_ENV, drop=(missing,))
     assert result.returncode != 0
     assert f"{missing} is not set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "placeholder"),
+    [
+        ("SECRET_KEY", "change-me-to-a-long-random-string"),
+        ("MINT_CLIENT_ID", "your-client-id"),
+        ("MINT_CLIENT_SECRET", "your-client-secret"),
+    ],
+)
+def test_it_refuses_to_start_with_a_placeholder_from_env_example(name, placeholder):
+    assert f"{name}={placeholder}\n" in (ROOT / ".env.example").read_text()
+
+    result = manage("check", env={**PRODUCTION_ENV, name: placeholder})
+
+    assert result.returncode != 0
+    assert f"{name} still has the placeholder value from .env.example" in result.stderr
 
 
 def test_it_refuses_an_unknown_mint_environment():
@@ -247,6 +266,47 @@ def test_healthz_answers_503_when_the_database_is_unavailable():
         server.wait(timeout=10)
 
 
+def test_healthz_answers_503_on_a_database_that_was_never_migrated(tmp_path):
+    """A real gunicorn on an empty database: it answers SELECT 1, yet every login fails."""
+    port = _free_port()
+    empty = tmp_path / "empty.sqlite3"
+    empty.touch()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{empty}", "CONN_MAX_AGE": "0"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "mintportal.wsgi", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert response.status_code == 503
+        assert response.text == "database not migrated\n"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.django_db
+def test_healthz_answers_503_while_a_release_migration_is_not_applied(client):
+    assert client.get("/healthz").status_code == 200
+    MigrationRecorder.Migration.objects.filter(app="plans", name="0009_uptime_by_time").delete()
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.content == b"database not migrated\n"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_no_secret_or_token_reaches_logs_history_or_attempts(
     settings, mint_sandbox, dispatcher, caplog
@@ -257,7 +317,7 @@ def test_no_secret_or_token_reaches_logs_history_or_attempts(
     plans = [make_plan(user=dispatcher) for _ in range(3)]
     services.plan_submit(plan=plans[0], user=dispatcher)
     call_command("mint_worker", "--once")
-    tokens = {MintToken.objects.get(pk=1).access_token}
+    tokens = {token_decrypt(MintToken.objects.get(pk=1).encrypted_token)}
     mint_sandbox.set_behaviour(expire_tokens=True, plan_fail_status=503, plan_fail_count=1)
     for plan in plans[1:]:
         services.plan_submit(plan=plan, user=dispatcher)
@@ -266,7 +326,7 @@ def test_no_secret_or_token_reaches_logs_history_or_attempts(
         if not Submission.objects.exclude(state="accepted").exists():
             break
         time.sleep(0.1)
-    tokens.add(MintToken.objects.get(pk=1).access_token)
+    tokens.add(token_decrypt(MintToken.objects.get(pk=1).encrypted_token))
 
     assert Submission.objects.filter(state="accepted").count() == 3
     assert len(tokens) == 2 and all(tokens)

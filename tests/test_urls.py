@@ -121,3 +121,26 @@ def test_it_opens_only_the_login_pages_and_the_probe_to_anonymous_visitors(clien
     assert answers.pop("admin:login") == 200
     assert answers.pop("healthz", 200) == 200
     assert answers == {}
+
+
+@pytest.mark.parametrize("url", [url for url, _ in PRIVATE_URLS])
+def test_it_forbids_caching_every_page_a_logged_in_user_gets(admin_client, dispatcher, url):
+    """Plans, history, admin and account pages stay out of shared and back-button caches."""
+    path = url.format(pk=make_plan(user=dispatcher).pk)
+
+    response = admin_client.get(path)
+
+    assert "no-store" in response.headers.get("Cache-Control", ""), (
+        f"GET {path} answered {response.status_code} without Cache-Control: no-store"
+    )
+
+
+@pytest.mark.parametrize("path", ["/", "/plans/", "/mint-health/"])
+def test_a_dispatchers_pages_and_polled_parts_are_not_cached_either(dispatcher_client, path):
+    assert "no-store" in dispatcher_client.get(path).headers["Cache-Control"]
+
+
+def test_pages_for_everyone_switch_off_browser_features_none_uses(client, db):
+    for path in ("/accounts/login/", "/healthz"):
+        policy = client.get(path).headers["Permissions-Policy"]
+        assert "camera=()" in policy and "geolocation=()" in policy and "microphone=()" in policy

@@ -1124,7 +1124,7 @@ def test_it_serves_the_live_part_of_a_plan_uncached(dispatcher_client, dispatche
     response = dispatcher_client.get(f"/plans/{plan.pk}/status/")
 
     page = response.content.decode()
-    assert response["Cache-Control"] == "no-store"
+    assert "no-store" in response["Cache-Control"]
     assert 'id="plan-live" data-final="false"' in page
     assert "Waiting: no delivery worker is running" in page  # none beats in this test
     assert "<html" not in page
@@ -1139,12 +1139,58 @@ def test_it_serves_the_health_widget_uncached(dispatcher_client):
     services.health_record(result=HealthResult(up=True, http_status=200, latency_ms=42))
     after = dispatcher_client.get("/mint-health/")
 
-    assert before["Cache-Control"] == after["Cache-Control"] == "no-store"
+    assert "no-store" in before["Cache-Control"] and "no-store" in after["Cache-Control"]
     widget = text_of(element_by_id(before.content.decode(), "health-widget"))
     assert "MINT unknown" in widget and "not checked yet" in widget
     widget = text_of(element_by_id(after.content.decode(), "health-widget"))
     assert "MINT up" in widget and "42 ms" in widget
     assert "<html" not in after.content.decode()
+
+
+def test_it_says_on_every_page_that_mint_api_url_cannot_be_used(dispatcher_client, settings):
+    """Workers refuse to start with such a URL (plans.E001), so the page reads the settings."""
+    settings.MINT_API_URL = "mint.example/api/v1.0"
+
+    for url in ("/", "/plans/", "/mint-health/"):
+        page = dispatcher_client.get(url).content.decode()
+
+        banner = text_of(element_by_id(page, "worker-banner"))
+        assert (
+            "MINT_API_URL cannot be used: 'mint.example/api/v1.0' has no scheme (https://). "
+            "Write it as https://<host>/api/v1.0." in banner
+        )
+        assert "MINT address unusable" in text_of(element_by_id(page, "health-widget"))
+
+
+def test_it_shows_a_fault_a_worker_found_until_a_worker_sees_it_gone(dispatcher_client):
+    services.health_record(result=HealthResult(up=True, http_status=200, latency_ms=5))
+    services.mint_problem_record(kind="credentials", text="MINT refuses the portal's credentials")
+    found = dispatcher_client.get("/").content.decode()
+    services.mint_problem_record(kind="", text="")
+    gone = dispatcher_client.get("/").content.decode()
+
+    assert "MINT refuses our credentials" in text_of(element_by_id(found, "health-widget"))
+    banner = text_of(element_by_id(found, "worker-banner"))
+    assert "MINT refuses the portal's credentials." in banner
+    assert "first seen 0 s ago" in banner
+    assert "MINT refuses" in text_of(element_by_id(found, "operations-panel"))
+    assert "MINT up" in text_of(element_by_id(gone, "health-widget"))
+    assert "MINT refuses" not in gone
+
+
+def test_it_shows_what_holds_a_worker_on_the_operations_panel(dispatcher_client):
+    now = timezone.now()
+    services.heartbeat_beat(
+        name="w1",
+        hostname="vm",
+        pid=1,
+        started_at=now,
+        waiting_for="the database: it lacks 1 migration (first plans.0011_x): run migrate",
+    )
+
+    panel = text_of(element_by_id(dispatcher_client.get("/").content.decode(), "operations-panel"))
+
+    assert "Waiting for the database: it lacks 1 migration" in panel
 
 
 def test_it_answers_the_load_balancer_without_a_login(client, db):
@@ -1248,8 +1294,9 @@ def test_it_points_to_retry_only_where_the_plan_page_offers_it(
     [
         (True, 200, "Waiting for the delivery worker — due"),
         (True, 503, "Held: MINT's health check says it is down"),
-        (True, None, "Held: MINT's health check says it is down"),
-        # A 404 from /health/ does not stop the workers (HealthResult.says_down): not held.
+        # No answer says nothing about MINT, and a 404 from /health/ does not stop the workers
+        # either (HealthResult.says_down): not held.
+        (True, None, "Waiting for the delivery worker — due"),
         (True, 404, "Waiting for the delivery worker — due"),
         (False, 200, "Waiting: no delivery worker is running"),
     ],
@@ -1278,3 +1325,17 @@ def test_it_marks_the_list_live_only_while_a_row_is_on_its_way(dispatcher_client
 
     assert '<div id="plan-results" data-live="false">' in idle
     assert '<div id="plan-results" data-live="true">' in pending
+
+
+@pytest.mark.parametrize("field", ["plan", "page_drafts"])
+def test_it_answers_400_to_a_plan_number_no_database_can_hold(dispatcher_client, plan, field):
+    action = "all" if field == "page_drafts" else "selected"
+    big = "9" * 40
+
+    response = dispatcher_client.post(
+        "/plans/submit-selected/", {"action": action, field: [str(plan.pk), big]}
+    )
+
+    assert response.status_code == 400
+    assert f"There is no plan number {big}" in response.content.decode()
+    assert not Submission.objects.exists()

@@ -4,7 +4,9 @@ The workers are separate OS processes that reach the test database through ``DAT
 the in-process sandbox over HTTP, exactly as in production.
 """
 
+import html
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,10 +16,10 @@ from collections import defaultdict
 import pytest
 from django.db import connection
 
-from plans import services
-from plans.models import PlanEvent, PlanState, Submission
+from plans import selectors, services
+from plans.models import HealthCheck, PlanEvent, PlanState, Submission
 from tests.factories import make_plan
-from tests.processes import MANAGE, start_worker, stop, wait_for
+from tests.processes import MANAGE, Lines, start_worker, stop, wait_for
 
 
 def queue_plans(user, count: int) -> list:
@@ -100,6 +102,181 @@ def test_sigterm_finishes_the_current_send_and_hands_the_rest_back(mint_sandbox,
     assert states == ["accepted", "queued", "queued", "queued", "queued"]
     assert PlanEvent.objects.filter(reason__startswith="Handed back").count() == 4
     assert len(mint_sandbox.accepted) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_health_check_neither_holds_nor_slows_deliveries(mint_sandbox, dispatcher):
+    """/health/ hangs while /plan/ works: each check gives up after the 4 s read timeout, on
+    its own thread; the sends go on at once, and the pages say "unknown", not "down"."""
+    mint_sandbox.set_behaviour(health_hang=120)
+    worker = start_worker(
+        mint_sandbox, "unhurried", MINT_HEALTH_INTERVAL="0.5", MINT_READ_TIMEOUT="4"
+    )
+    try:
+        wait_for(
+            lambda: HealthCheck.objects.filter(result="error").exists(),
+            seconds=20,
+            what="the first health check to time out",
+        )
+        latencies = []
+        for plan in [make_plan(user=dispatcher) for _ in range(8)]:
+            services.plan_submit(plan=plan, user=dispatcher)
+            started = time.monotonic()
+            wait_for(
+                lambda plan=plan: Submission.objects.filter(plan=plan, state="accepted").exists(),
+                seconds=10,
+                what=f"plan {plan.pk} accepted",
+            )
+            latencies.append(time.monotonic() - started)
+            time.sleep(0.5)
+    finally:
+        assert stop(worker) == 0
+
+    # 8 sends over more than 4 s: a loop that waited for a check would have met one.
+    assert max(latencies) < 2.0, latencies
+    assert HealthCheck.objects.filter(result="error").count() >= 2
+    status = selectors.portal_status()
+    assert (status.mint_state, status.mint_unanswered) == ("unknown", True)
+    assert not status.mint_holds_delivery
+    assert "read timeout" in status.mint.error
+
+
+def page_says(client, element_id: str) -> str:
+    """The text of one part of the dashboard, as a reader sees it (tags and entities gone)."""
+    page = client.get("/").content.decode()
+    end = '(?=<div id="|<div class="user-box"|<main|</section>)'
+    part = re.search(rf'id="{element_id}".*?{end}', page, re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", part.group(0))).split())
+
+
+CREDENTIALS = "MINT refuses the portal's credentials: check MINT_CLIENT_ID and MINT_CLIENT_SECRET"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refused_credentials_are_said_on_every_page_and_once_in_the_log(
+    mint_sandbox, dispatcher, dispatcher_client
+):
+    """/health/ answers 200 without a token, so MINT looks up while every plan meets a 401."""
+    queue_plans(dispatcher, 3)
+    worker = start_worker(
+        mint_sandbox,
+        "wrong-secret",
+        MINT_CLIENT_SECRET="not-the-secret",
+        MINT_HEALTH_INTERVAL="0.5",
+    )
+    log = Lines(worker)
+    try:
+        wait_for(
+            lambda: CREDENTIALS in page_says(dispatcher_client, "worker-banner"),
+            seconds=20,
+            what="the banner to name the credentials",
+        )
+        time.sleep(3)  # six more health checks, each asking for a token again
+        widget = page_says(dispatcher_client, "health-widget")
+    finally:
+        assert stop(worker) == 0
+    assert "MINT refuses our credentials" in widget
+    assert "MINT up" not in widget
+    errors = log.matching("ERROR")
+    assert len(errors) == 1, log.lines
+    assert CREDENTIALS in errors[0]
+    assert accepted_count() == 0
+
+    # Fixed and restarted: the next health check finds the credentials good, and plans go.
+    worker = start_worker(mint_sandbox, "right-secret", MINT_HEALTH_INTERVAL="0.5")
+    log = Lines(worker)
+    try:
+        wait_for(lambda: accepted_count() == 3, seconds=30, what="the plans accepted")
+        wait_for(
+            lambda: "credentials" not in page_says(dispatcher_client, "worker-banner"),
+            seconds=10,
+            what="the banner to go",
+        )
+        assert "MINT up" in page_says(dispatcher_client, "health-widget")
+    finally:
+        assert stop(worker) == 0
+    assert log.matching("INFO", f"fixed: {CREDENTIALS}"), log.lines
+    assert not log.matching("ERROR"), log.lines
+
+
+@pytest.mark.parametrize(
+    ("url", "widget", "banner", "attempt_error"),
+    [
+        pytest.param(
+            lambda sandbox: sandbox.url.replace("http://", "https://"),
+            "MINT TLS fails",
+            "MINT_API_URL says https, but the server at that address does not speak TLS "
+            "(it may serve plain http): check MINT_API_URL.",
+            "TLS failed, as the server at MINT_API_URL does not speak TLS (is it http://?)",
+            id="https to a plain-http server",
+        ),
+        pytest.param(
+            lambda sandbox: f"http://127.0.0.1:{sandbox.port}",
+            "MINT wrong address (404)",
+            "MINT answered 404 for /health/: MINT_API_URL must end with the API version, "
+            "e.g. https://<host>/api/v1.0.",
+            "MINT answered 404",
+            id="no /api/vX.Y",
+        ),
+    ],
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_wrong_mint_api_url_is_said_on_every_page_and_once_in_the_log(
+    mint_sandbox, dispatcher, dispatcher_client, url, widget, banner, attempt_error
+):
+    plan = queue_plans(dispatcher, 1)[0]
+    worker = start_worker(
+        mint_sandbox, "misdirected", MINT_API_URL=url(mint_sandbox), MINT_HEALTH_INTERVAL="0.5"
+    )
+    log = Lines(worker)
+    try:
+        wait_for(
+            lambda: banner in page_says(dispatcher_client, "worker-banner"),
+            seconds=20,
+            what="the banner to say what is wrong",
+        )
+        wait_for(
+            lambda: plan.submissions.filter(attempt_count__gte=1).exists(),
+            seconds=20,
+            what="a first attempt",
+        )
+        time.sleep(2)  # more checks: the same answer, no new ERROR
+        shown = page_says(dispatcher_client, "health-widget")
+    finally:
+        assert stop(worker) == 0
+    assert widget in shown
+    assert "no answer" not in shown
+    errors = log.matching("ERROR")
+    assert len(errors) == 1, log.lines
+    assert banner.rstrip(".") in errors[0]
+    assert attempt_error in plan.submissions.get().last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_with_an_unreadable_url_says_so_once_and_sends_nothing(
+    mint_sandbox, dispatcher, dispatcher_client
+):
+    """`manage.py check` fails on it (plans.E001); a worker started anyway stays up, so that
+    systemd does not restart it (and it say the same again) every few seconds."""
+    plan = queue_plans(dispatcher, 1)[0]
+    worker = start_worker(mint_sandbox, "unaddressed", MINT_API_URL="http://[::1:8001/api/v1.0")
+    log = Lines(worker)
+    says = "MINT_API_URL cannot be used: 'http://[::1:8001/api/v1.0' is not a URL"
+    try:
+        wait_for(lambda: log.matching("ERROR"), seconds=20, what="the worker to say why")
+        time.sleep(6)  # past a heartbeat: still running, still one ERROR
+        assert worker.poll() is None
+        banner = page_says(dispatcher_client, "worker-banner")
+        panel = page_says(dispatcher_client, "operations-panel")
+    finally:
+        assert stop(worker) == 0
+    errors = log.matching("ERROR")
+    assert len(errors) == 1, log.lines
+    assert says in errors[0]
+    assert says in banner
+    assert "Waiting for MINT_API_URL to be fixed (then a restart of the worker)" in panel
+    assert plan.submissions.get().attempt_count == 0
+    assert mint_sandbox.log == []
 
 
 @pytest.mark.postgres

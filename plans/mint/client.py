@@ -9,6 +9,7 @@ or outcome: attempt rows are shown to dispatchers and logs are shipped to third 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import requests
 
@@ -23,6 +25,7 @@ from plans.mint.outcomes import (
     Accepted,
     HealthResult,
     Outcome,
+    Problem,
     Rejected,
     Unauthorized,
     Unavailable,
@@ -124,6 +127,62 @@ class TokenUnavailable(Exception):
         self.http_status = http_status
 
 
+#: What OpenSSL says when the server answered a TLS hello in plain HTTP.
+_PLAIN_HTTP_SIGNS = (
+    "wrong version number",
+    "record layer failure",
+    "http request",
+    "packet length",
+)
+_VERSION_PATH = re.compile(r"/v\d+(\.\d+)*$")
+_USERINFO = re.compile(r"//[^/@]*@")
+
+
+def _tls_reason(exc: BaseException) -> str | None:
+    """Why TLS failed, in a few words; None when the server does not speak TLS at all."""
+    text = str(exc).lower()
+    if any(sign in text for sign in _PLAIN_HTTP_SIGNS):
+        return None
+    if "certificate verify failed" in text:
+        return "MINT's certificate is not trusted"
+    if "hostname mismatch" in text or "doesn't match" in text:
+        return "MINT's certificate is for another host name"
+    return "handshake failed"
+
+
+def api_url_problem(url: str) -> str:
+    """Why ``url`` cannot be MINT's base URL, in a few words; "" when it can.
+
+    The same judgement the HTTP library makes when it sends, made before anything is sent: the
+    system check runs it on ``MINT_API_URL``, the health check on what it failed to reach.
+    """
+    shown = _USERINFO.sub("//…@", url)  # the text is shown on every page: no password in it
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        return f"{shown!r} is not a URL ({exc})"
+    if not parts.netloc:
+        if "://" in url:
+            return f"{shown!r} has no host name"
+        return f"{shown!r} has no scheme (https://)"
+    if parts.scheme not in ("http", "https"):
+        return f"{shown!r} has the scheme {parts.scheme!r}, not https or http"
+    if not parts.hostname:
+        return f"{shown!r} has no host name"
+    try:
+        requests.Request("GET", f"{url.rstrip('/')}/health/").prepare()
+    except (requests.RequestException, ValueError) as exc:
+        return f"{shown!r} is not a URL ({_USERINFO.sub('//…@', str(exc))})"
+    return ""
+
+
+def api_url_lacks_version(url: str) -> bool:
+    """True when the URL's path does not end with the API version (``/api/v1.0``): every
+    endpoint then answers 404."""
+    return not _VERSION_PATH.search(urlsplit(url).path.rstrip("/"))
+
+
 def _excerpt(text: str) -> str:
     text = text.strip()
     if len(text) > BODY_EXCERPT_CHARS:
@@ -209,10 +268,14 @@ class MintClient:
             # Take the environment's proxy and CA-bundle settings once, here. requests would look
             # them up (and read ~/.netrc) on every call, half a millisecond of CPU a send, and
             # a ~/.netrc entry for MINT's host would even replace our bearer token.
-            found = session.merge_environment_settings(self.base_url, {}, None, None, None)
-            session.proxies.update(found["proxies"])
-            session.verify = found["verify"]
-            session.trust_env = False
+            try:
+                found = session.merge_environment_settings(self.base_url, {}, None, None, None)
+            except ValueError:
+                found = None  # an unreadable MINT_API_URL: nothing is sent (plans.E001 says why)
+            if found is not None:
+                session.proxies.update(found["proxies"])
+                session.verify = found["verify"]
+                session.trust_env = False
         self.session = session
         self.session.headers["User-Agent"] = USER_AGENT
 
@@ -246,7 +309,17 @@ class MintClient:
         if isinstance(exc, requests.ReadTimeout):
             return f"MINT did not answer within {_seconds(self.read_timeout)} (read timeout)"
         if isinstance(exc, requests.exceptions.SSLError):
-            return "Could not connect to MINT: TLS handshake failed"
+            reason = _tls_reason(exc)
+            if reason is None:
+                return (
+                    "Could not connect to MINT: TLS failed, as the server at MINT_API_URL does "
+                    "not speak TLS (is it http://?)"
+                )
+            return f"Could not connect to MINT: TLS failed ({reason})"
+        if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+            return "Could not send to MINT: MINT_API_URL cannot be read"
+        if isinstance(exc, requests.exceptions.InvalidSchema):
+            return "Could not send to MINT: MINT_API_URL has no http:// or https:// scheme"
         if isinstance(exc, requests.ConnectionError):
             return f"Could not connect to MINT: {self._connection_reason(exc)}"
         return f"Request to MINT failed: {type(exc).__name__}"
@@ -378,32 +451,84 @@ class MintClient:
         started = time.monotonic()
         token = self.token_store.current()
         response = self._get_health(token if token is not None and token.is_valid() else None)
+        fetched = False
         if isinstance(response, requests.Response) and response.status_code == 401:
             # Spec 3.2.2: every endpoint wants a token. An installation that has not sent a
             # plan yet holds none, so fetch one and ask again.
+            stale = token
             try:
-                response = self._get_health(self._token())
-            except (CredentialsRefused, TokenUnavailable) as exc:
-                error = getattr(exc, "error", "") or "MINT refused the portal's credentials (401)"
+                token = self._token()
+                fetched = token is not stale
+                response = self._get_health(token)
+            except CredentialsRefused:
                 return HealthResult(
-                    up=False, http_status=401, latency_ms=_elapsed_ms(started), error=error
+                    up=False,
+                    http_status=401,
+                    latency_ms=_elapsed_ms(started),
+                    error="MINT refused the portal's credentials (401)",
+                    problem_kind=Problem.CREDENTIALS,
+                    problem=Problem.credentials,
+                )
+            except TokenUnavailable as exc:
+                return HealthResult(
+                    up=False, http_status=401, latency_ms=_elapsed_ms(started), error=exc.error
                 )
         if not isinstance(response, requests.Response):
             self._log("GET", "/health/", type(response).__name__, started)
+            kind, problem = self._problem_of_exception(response)
             return HealthResult(
                 up=False,
                 http_status=None,
                 latency_ms=_elapsed_ms(started),
                 error=self._describe_exception(response),
+                problem_kind=kind,
+                problem=problem,
             )
         self._log("GET", "/health/", response.status_code, started)
-        up = response.status_code == 200
+        status = response.status_code
+        kind, problem = "", ""
+        if status == 404:
+            kind, problem = Problem.NOT_FOUND, Problem.not_found.format(path="/health/")
+        elif 300 <= status < 400:
+            kind = Problem.REDIRECT
+            problem = Problem.redirect.format(status=status, path="/health/")
         return HealthResult(
-            up=up,
-            http_status=response.status_code,
+            up=status == 200,
+            http_status=status,
             latency_ms=_elapsed_ms(started),
-            error="" if up else self._describe_status(response),
+            error="" if status == 200 else self._describe_status(response),
+            problem_kind=kind,
+            problem=problem,
+            credentials_checked=fetched and status != 401,
         )
+
+    def credentials_refused(self) -> bool | None:
+        """Ask MINT for a new token now (the sends then use it): True when MINT refuses the
+        credentials, False when it issues one, None when it could not be asked."""
+        try:
+            self.token_store.refresh(self._fetch_token, self.token_store.current())
+        except CredentialsRefused:
+            return True
+        except TokenUnavailable:
+            return None
+        return False
+
+    def _problem_of_exception(self, exc: requests.RequestException) -> tuple[str, str]:
+        """The configuration fault behind a failed exchange, if it is one: ("", "") if not."""
+        if isinstance(exc, requests.exceptions.SSLError):
+            reason = _tls_reason(exc)
+            if reason is None:
+                return Problem.TLS, Problem.no_tls
+            return Problem.TLS, Problem.tls.format(reason=reason)
+        if isinstance(
+            exc,
+            requests.exceptions.InvalidURL
+            | requests.exceptions.MissingSchema
+            | requests.exceptions.InvalidSchema,
+        ):
+            reason = api_url_problem(self.base_url) or str(exc)
+            return Problem.URL, Problem.url.format(reason=reason)
+        return "", ""
 
     def _get_health(self, token: Token | None) -> requests.Response | requests.RequestException:
         headers = {"Authorization": f"Bearer {token.access_token}"} if token else {}

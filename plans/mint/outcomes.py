@@ -66,23 +66,61 @@ class Unavailable(Outcome):
     retryable: ClassVar[bool] = True
 
 
+class Problem:
+    """Faults of the portal's own configuration that MINT's answers reveal: the kinds, and
+    what to tell the operator (on every page and in the log). Nothing MINT can fix."""
+
+    CREDENTIALS = "credentials"
+    URL = "url"
+    TLS = "tls"
+    NOT_FOUND = "not_found"
+    REDIRECT = "redirect"
+
+    credentials = (
+        "MINT refuses the portal's credentials: check MINT_CLIENT_ID and MINT_CLIENT_SECRET"
+    )
+    url = "MINT_API_URL cannot be used: {reason}. Write it as https://<host>/api/v1.0"
+    no_tls = (
+        "MINT_API_URL says https, but the server at that address does not speak TLS "
+        "(it may serve plain http): check MINT_API_URL"
+    )
+    tls = "The TLS connection to MINT failed ({reason}): check MINT_API_URL and MINT's certificate"
+    not_found = (
+        "MINT answered 404 for {path}: MINT_API_URL must end with the API version, "
+        "e.g. https://<host>/api/v1.0"
+    )
+    redirect = (
+        "MINT answered {status} for {path} and redirects elsewhere: set MINT_API_URL to the "
+        "address MINT answers at"
+    )
+
+
 @dataclass(frozen=True)
 class HealthResult:
-    """Result of GET /health/ (spec 3.2.4) for the operator's dashboard."""
+    """Result of GET /health/ (spec 3.2.4) for the operator's dashboard.
+
+    ``problem_kind`` and ``problem`` name a fault of the portal's configuration that the check
+    revealed (see ``Problem``); ``credentials_checked`` says the check fetched a token, so the
+    credentials are known to work.
+    """
 
     up: bool
     http_status: int | None
     latency_ms: int
     error: str = ""
+    problem_kind: str = ""
+    problem: str = ""
+    credentials_checked: bool = False
 
     @property
     def says_down(self) -> bool:
-        """MINT says it is down (503, spec 3.2.4) or does not answer: deliveries should wait.
+        """MINT says it is down (503, spec 3.2.4): deliveries should wait.
 
-        Any other answer (a 404 from a wrong URL, say) does not stop deliveries; their attempts
-        then record what went wrong.
+        A check that got no answer says nothing about MINT (``/health/`` may hang while
+        ``/plan/`` works), and any other answer (a 404 from a wrong URL, say) does not stop
+        deliveries either; their attempts then record what went wrong.
         """
-        return self.http_status is None or self.http_status == 503
+        return self.http_status == 503
 
     @property
     def result(self) -> str:

@@ -134,7 +134,10 @@ class DeliveryAttempt(models.Model):
 class MintToken(models.Model):
     """The one MINT access token, shared by every worker process (one row, pk=1)."""
 
-    access_token = models.TextField(blank=True)
+    encrypted_token = models.TextField(
+        blank=True,
+        help_text="The access token, encrypted with MINT_TOKEN_KEYS (plans.token_cipher).",
+    )
     expires_at = models.DateTimeField(null=True, blank=True)
     fetched_at = models.DateTimeField(null=True, blank=True)
 

@@ -21,6 +21,11 @@ class WorkerHeartbeat(models.Model):
     started_at = models.DateTimeField()
     seen_at = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True, blank=True)
+    waiting_for = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What holds the worker's deliveries (the database, MINT), if anything.",
+    )
 
     class Meta:
         ordering = ["-seen_at"]
@@ -84,6 +89,11 @@ class MintStatus(models.Model):
         blank=True,
         help_text="Last 24 hours, oldest first: [hour start (ISO), seconds up, seconds known].",
     )
+    # A fault of the portal's own configuration that MINT's answers revealed (wrong
+    # credentials, an unusable MINT_API_URL): shown on every page until a worker sees it gone.
+    problem_kind = models.CharField(max_length=20, blank=True)
+    problem = models.TextField(blank=True)
+    problem_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "MINT status"

@@ -10,8 +10,20 @@ writes. Each function is keyword-only and atomic; history rows are only ever app
 - ``circuit``: the circuit breaker every worker shares in front of ``POST /plan/``
 - ``token``: MINT's access token in one row shared by every worker, and the client using it
 - ``monitoring``: worker heartbeats and MINT health checks
+- ``accounts``: the second factor (authenticator app, recovery codes) and the login audit log
 """
 
+from plans.services.accounts import (
+    audit,
+    recovery_codes_renew,
+    second_factor_check,
+    second_factor_enabled,
+    second_factor_remove,
+    second_factor_required,
+    totp_device_confirm,
+    totp_device_start,
+    totp_secret,
+)
 from plans.services.circuit import (
     Gate,
     circuit_gate,
@@ -35,7 +47,7 @@ from plans.services.guards import (
     plan_warnings_refresh,
     plans_guard,
 )
-from plans.services.monitoring import health_record, heartbeat_beat
+from plans.services.monitoring import health_record, heartbeat_beat, mint_problem_record
 from plans.services.plan import (
     CANCELLABLE_STATES,
     EDITABLE_STATES,
@@ -84,6 +96,7 @@ __all__ = [
     "PlanActionError",
     "PlanCandidate",
     "SentMessage",
+    "audit",
     "circuit_gate",
     "circuit_note_failure",
     "circuit_note_success",
@@ -92,6 +105,7 @@ __all__ = [
     "health_record",
     "heartbeat_beat",
     "mint_client",
+    "mint_problem_record",
     "plan_accepted_revision",
     "plan_cancel",
     "plan_create",
@@ -105,6 +119,7 @@ __all__ = [
     "plan_warnings_refresh",
     "plans_guard",
     "plans_submit",
+    "recovery_codes_renew",
     "schedule_create",
     "schedule_effect",
     "schedule_end",
@@ -117,9 +132,16 @@ __all__ = [
     "schedule_update",
     "schedule_validate",
     "schedules_materialize",
+    "second_factor_check",
+    "second_factor_enabled",
+    "second_factor_remove",
+    "second_factor_required",
     "submissions_claim",
     "submissions_fail_overdue",
     "submissions_record_outcomes",
     "submissions_release",
     "submissions_renew_lease",
+    "totp_device_confirm",
+    "totp_device_start",
+    "totp_secret",
 ]

@@ -11,7 +11,13 @@ from plans.models import HealthCheck, MintStatus, WorkerHeartbeat
 
 
 def heartbeat_beat(
-    *, name: str, hostname: str, pid: int, started_at: datetime, stopping: bool = False
+    *,
+    name: str,
+    hostname: str,
+    pid: int,
+    started_at: datetime,
+    stopping: bool = False,
+    waiting_for: str = "",
 ) -> None:
     now = timezone.now()
     WorkerHeartbeat.objects.update_or_create(
@@ -22,6 +28,7 @@ def heartbeat_beat(
             "started_at": started_at,
             "seen_at": now,
             "stopped_at": now if stopping else None,
+            "waiting_for": waiting_for[:200],
         },
     )
 
@@ -103,3 +110,16 @@ def health_record(*, result: HealthResult, at: datetime | None = None) -> Health
         status.hourly = hourly
         status.save()
     return check
+
+
+def mint_problem_record(*, kind: str, text: str) -> None:
+    """Show (or, with ``kind=""``, stop showing) a fault of the portal's configuration that
+    a worker found in MINT's answers; ``problem_since`` keeps when it was first seen."""
+    with transaction.atomic():
+        status, _ = MintStatus.objects.select_for_update().get_or_create(pk=1)
+        if (status.problem_kind, status.problem) == (kind, text):
+            return
+        if kind != status.problem_kind:
+            status.problem_since = timezone.now() if kind else None
+        status.problem_kind, status.problem = kind, text
+        status.save(update_fields=["problem_kind", "problem", "problem_since"])

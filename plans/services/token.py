@@ -1,5 +1,5 @@
-"""MINT's access token, kept in one database row that every worker shares, and the client
-that uses it.
+"""MINT's access token, kept encrypted in one database row that every worker shares, and the
+client that uses it.
 """
 
 from django.conf import settings
@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from plans.mint.client import Token
 from plans.models import MintToken
+from plans.token_cipher import token_decrypt, token_encrypt
 
 
 class DatabaseTokenStore:
@@ -27,37 +28,36 @@ class DatabaseTokenStore:
         if self._cached and self._cached.is_valid():
             return self._cached
         row = MintToken.objects.filter(pk=1).first()
-        if row and row.access_token and row.expires_at:
-            self._cached = Token(
-                access_token=row.access_token,
-                expires_at=row.expires_at,
-                fetched_at=row.fetched_at,
-            )
+        stored = _stored_token(row)
+        if stored:
+            self._cached = stored
         return self._cached
 
     def refresh(self, fetch, stale: Token | None) -> Token:
         with transaction.atomic():
             row, _ = MintToken.objects.select_for_update().get_or_create(pk=1)
-            stored = (
-                Token(
-                    access_token=row.access_token,
-                    expires_at=row.expires_at,
-                    fetched_at=row.fetched_at,
-                )
-                if row.access_token and row.expires_at
-                else None
-            )
+            stored = _stored_token(row)
             stale_value = stale.access_token if stale else None
             if stored and stored.access_token != stale_value and stored.is_fresh(cap=self.margin):
                 token = stored  # another worker refreshed while we waited for the lock
             else:
                 token = fetch()
-                row.access_token = token.access_token
+                row.encrypted_token = token_encrypt(token.access_token)
                 row.expires_at = token.expires_at
                 row.fetched_at = token.fetched_at or timezone.now()
                 row.save()
         self._cached = token
         return token
+
+
+def _stored_token(row: MintToken | None) -> Token | None:
+    """The row's token, or ``None`` if it holds none that a configured key opens."""
+    if not (row and row.encrypted_token and row.expires_at):
+        return None
+    access_token = token_decrypt(row.encrypted_token)
+    if not access_token:
+        return None
+    return Token(access_token=access_token, expires_at=row.expires_at, fetched_at=row.fetched_at)
 
 
 def mint_client():

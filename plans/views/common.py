@@ -6,7 +6,8 @@ creating, editing and duplicating need ``plans.change_plan``; submitting and ret
 """
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from plans import selectors
@@ -20,6 +21,15 @@ SUBMIT_PERM = "plans.submit_plan"
 def require(request: HttpRequest, perm: str) -> None:
     if not request.user.has_perm(perm):
         raise PermissionDenied
+
+
+#: The largest id a plan can have (a 64-bit signed key on SQLite and PostgreSQL alike); a larger
+#: number in a request names no plan and cannot even be put in a query on SQLite.
+MAX_ID = 2**63 - 1
+
+
+def bad_request(request: HttpRequest, reason: str) -> HttpResponse:
+    return render(request, "400.html", {"reason": reason}, status=400)
 
 
 def is_number(text: str) -> bool:

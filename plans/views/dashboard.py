@@ -1,7 +1,7 @@
 """The dashboard, the live status fragments and the load balancer's health check."""
 
 from django.contrib.auth.decorators import login_not_required
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -52,22 +52,24 @@ def mint_health(request: HttpRequest) -> HttpResponse:
     """
     require(request, VIEW_PERM)
     context = _operations() if request.GET.get("panel") == "operations" else {}
-    response = render(request, "plans/partials/_live_status.html", context)
-    response["Cache-Control"] = "no-store"
-    return response
+    return render(request, "plans/partials/_live_status.html", context)
 
 
 @login_not_required
 @require_GET
 def healthz(request: HttpRequest) -> HttpResponse:
-    """For load balancers: 200 when the database answers, 503 when it does not. No data."""
+    """For load balancers: 200 when the database answers and has every migration, 503 when it
+    does not answer or lacks one (logins and saves would fail with a 500). No data."""
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
+        missing = selectors.unapplied_migrations()
     except DatabaseError:
         response = HttpResponse("database unavailable\n", status=503, content_type="text/plain")
     else:
-        response = HttpResponse("ok\n", content_type="text/plain")
+        if missing:
+            response = HttpResponse(
+                "database not migrated\n", status=503, content_type="text/plain"
+            )
+        else:
+            response = HttpResponse("ok\n", content_type="text/plain")
     response["Cache-Control"] = "no-store"
     return response

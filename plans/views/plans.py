@@ -17,9 +17,11 @@ from plans.forms import PlanCancelForm, PlanFilterForm, PlanForm
 from plans.models import PENDING_STATES, Plan, PlanState
 from plans.views.common import (
     CHANGE_PERM,
+    MAX_ID,
     SUBMIT_PERM,
     VIEW_PERM,
     abilities,
+    bad_request,
     is_number,
     plan_or_404,
     require,
@@ -263,6 +265,8 @@ def plans_submit_selected(request: HttpRequest) -> HttpResponse:
     back = safe_next(request, reverse("plans:plan_list"))
     field = "page_drafts" if request.POST.get("action") == "all" else "plan"
     ids = sorted({int(v) for v in request.POST.getlist(field) if is_number(v)})
+    if ids and ids[-1] > MAX_ID:
+        return bad_request(request, f"There is no plan number {ids[-1]}: it is too large.")
     if not ids:
         messages.warning(request, "Tick the drafts to submit first.")
         return redirect(back)
@@ -327,6 +331,4 @@ def plan_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The live part of the detail page, re-fetched by ``plan_detail.js`` every 2 s."""
     require(request, VIEW_PERM)
     plan = plan_or_404(pk)
-    response = render(request, "plans/partials/_plan_status.html", _status_context(request, plan))
-    response["Cache-Control"] = "no-store"
-    return response
+    return render(request, "plans/partials/_plan_status.html", _status_context(request, plan))

@@ -1,13 +1,11 @@
 """axe-core in real Chromium finds no accessibility violation on the pages dispatchers use."""
 
-from io import StringIO
-
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from django.core.management import call_command
 
 from plans.models import Plan, Schedule
 from tests.browser_fixture import login
+from tests.factories import seed_demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -18,7 +16,7 @@ def assert_no_violations(page, name: str) -> None:
 
 
 def test_it_has_no_axe_violations_on_the_main_pages(live_server, page, artifacts, console_errors):
-    call_command("seed_demo", stdout=StringIO())
+    seed_demo()
     page.goto(f"{live_server.url}/accounts/login/")
     assert_no_violations(page, "login")
 

@@ -10,11 +10,9 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -22,6 +20,7 @@ from playwright.sync_api import expect
 from plans.models import Plan, Submission
 from plans.roles import roles_ensure
 from tests.browser_fixture import login
+from tests.factories import seed_demo
 from tests.sandbox_fixture import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -38,7 +37,7 @@ def demo_data(settings, mint_sandbox):
     """The demo sites, logins and plans, and a portal that delivers to the sandbox."""
     settings.MINT_API_URL = mint_sandbox.url
     roles_ensure()  # a transactional test before this one flushed the migration's groups
-    call_command("seed_demo", stdout=StringIO())
+    seed_demo()
 
 
 def _database_url() -> str:

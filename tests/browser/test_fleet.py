@@ -7,10 +7,8 @@ plans in the list with the vehicle shown; cancels an accepted plan and reads the
 """
 
 from datetime import timedelta
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -19,6 +17,7 @@ from plans.models import Plan, PlanState, Schedule, Submission, Vehicle
 from plans.roles import roles_ensure
 from plans.timezones import utc_to_wall
 from tests.browser_fixture import login
+from tests.factories import seed_demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -28,7 +27,7 @@ DISPATCHER = ("dispatcher", "dispatch-demo-2026")
 @pytest.fixture(autouse=True)
 def demo_data():
     roles_ensure()
-    call_command("seed_demo", stdout=StringIO())
+    seed_demo()
 
 
 def test_picking_a_vehicle_fills_the_form_and_the_guards_speak_beside_the_field(

@@ -75,6 +75,35 @@ def test_a_hanging_health_endpoint_does_not_slow_any_page(
     assert statistics.median(hanging) <= bound, (normal, hanging)
     assert max(hanging) <= bound + 0.5, (normal, hanging)
     page.goto(dashboard)
-    expect(page.locator("#health-widget")).to_contain_text("MINT down", timeout=15_000)
+    # No answer says nothing about MINT: unknown, not down (and deliveries go on).
+    expect(page.locator("#health-widget")).to_contain_text("MINT unknown", timeout=15_000)
     expect(page.locator("#health-widget")).to_contain_text("no answer")
+    expect(page.locator("#operations-panel")).to_contain_text("/health/ did not answer")
     page.screenshot(path=str(artifacts / "dashboard_mint_hanging.png"), full_page=True)
+
+
+def test_it_puts_refused_credentials_in_the_header_and_a_banner_without_a_reload(
+    live_server, page, viewer, settings, mint_sandbox, artifacts, console_errors
+):
+    """A worker with the wrong secret; a viewer's open page learns of it by itself."""
+    settings.HEALTH_WIDGET_REFRESH = 0.5
+    login(page, live_server, "viewer", "viewer-pass-123")
+    page.evaluate("window.__sameDocument = true")
+    worker = start_worker(
+        mint_sandbox, "wrong-secret", MINT_CLIENT_SECRET="nope", MINT_HEALTH_INTERVAL="0.5"
+    )
+    try:
+        mint_sandbox.set_behaviour(health_requires_token=True)
+        banner = page.locator("#worker-banner")
+        expect(banner).to_contain_text(
+            "MINT refuses the portal's credentials: check MINT_CLIENT_ID and MINT_CLIENT_SECRET.",
+            timeout=15_000,
+        )
+        widget = page.locator("#health-widget")
+        expect(widget).to_contain_text("MINT refuses our credentials")
+        expect(widget).not_to_contain_text("MINT up")
+        page.screenshot(path=str(artifacts / "header_credentials_refused.png"))
+    finally:
+        stop(worker)
+    assert page.evaluate("window.__sameDocument") is True, "the page must not have reloaded"
+    assert console_errors == []

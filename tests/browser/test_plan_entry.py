@@ -7,17 +7,16 @@ fields. Screenshots of the form and the list are saved as test artifacts."
 """
 
 from datetime import UTC, date, datetime, timedelta
-from io import StringIO
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from plans.models import Plan
 from plans.roles import roles_ensure
 from tests.browser_fixture import login
+from tests.factories import seed_demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -30,7 +29,7 @@ NEWARK = "Newark Yard · US-EWR-03 · America/New_York"
 def demo_data(settings):
     """The demo sites, logins and plans a newcomer gets from ``make run``."""
     roles_ensure()  # a transactional test before this one flushed the migration's groups
-    call_command("seed_demo", stdout=StringIO())
+    seed_demo()
 
 
 def plan_day() -> date:

@@ -324,6 +324,44 @@ def test_it_fetches_a_token_when_health_demands_one(mint_sandbox):
     assert [e["status"] for e in mint_sandbox.log if e["endpoint"] == "health"] == [401, 200]
 
 
+def test_it_names_refused_credentials_when_health_demands_a_token(mint_sandbox):
+    mint_sandbox.set_behaviour(health_requires_token=True)
+
+    result = make_client(mint_sandbox.url, secret="wrong-secret").health()
+
+    assert (result.http_status, result.problem_kind) == (401, "credentials")
+    assert result.problem == (
+        "MINT refuses the portal's credentials: check MINT_CLIENT_ID and MINT_CLIENT_SECRET"
+    )
+
+
+def test_it_tells_good_credentials_from_refused_ones_when_asked(mint_sandbox):
+    good, wrong = make_client(mint_sandbox.url), make_client(mint_sandbox.url, secret="nope")
+
+    assert good.credentials_refused() is False
+    assert good.token_store.current() is not None  # the sends use the token fetched
+    assert wrong.credentials_refused() is True
+    assert make_client(closed_port_url()).credentials_refused() is None
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("mint.example/api/v1.0", "MINT_API_URL cannot be used: 'mint.example/api/v1.0' has no"),
+        ("http://[::1:8001/api/v1.0", "MINT_API_URL cannot be used: 'http://[::1:8001/api/v1.0'"),
+    ],
+)
+def test_it_names_an_unreadable_url_instead_of_no_answer(url, problem):
+    client = make_client(url)
+
+    result = client.health()
+    outcome = client.send_plan(plan_body())
+
+    assert (result.result, result.problem_kind) == ("error", "url")
+    assert result.problem.startswith(problem)
+    assert outcome.error.startswith("Token request failed: Could not send to MINT: MINT_API_URL")
+
+
 def test_it_does_not_follow_a_redirect_and_says_so():
     """A real server that redirects every POST: following it would turn the plan into a GET."""
 

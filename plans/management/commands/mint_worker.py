@@ -1,7 +1,8 @@
 """The delivery worker: ``python manage.py mint_worker``.
 
-A thin loop around ``plans.services``: beat the heartbeat, check MINT's health on a fixed
-interval, claim due messages under a lease, send each one and record what happened. Several
+A thin loop around ``plans.services``: beat the heartbeat, claim due messages under a lease,
+send each one and record what happened; MINT's health is checked on a thread beside it
+(``plans.health_watch``), so a hanging ``/health/`` never holds up a send. Several
 workers on several machines share one queue. SIGTERM and SIGINT finish the message on the wire,
 hand the rest of the batch back to the queue and exit.
 
@@ -27,11 +28,16 @@ from collections import deque
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.checks.registry import registry
+from django.core.management.base import BaseCommand, SystemCheckError
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
 from plans import services
+from plans.database_wait import DatabaseWait
+from plans.health_watch import HealthWatch, ProblemWatch
+from plans.mint.client import api_url_problem
+from plans.mint.outcomes import Problem
 
 logger = logging.getLogger("plans.delivery")
 
@@ -40,13 +46,10 @@ HEARTBEAT_EVERY = 5.0
 SCHEDULES_EVERY = 60.0
 #: After MINT refused the credentials, claim nothing for this long (seconds).
 CREDENTIALS_PAUSE = 30.0
-DATABASE_RETRY_EVERY = 5.0
 #: Results are recorded in one transaction per group of at most this many, gathered for at
 #: most this long (seconds).
 RECORD_GROUP_MAX = 50
 RECORD_WINDOW = 0.1
-#: While MINT says it is down, ask again this often instead of sending plans.
-DOWN_RECHECK_EVERY = 5.0
 
 
 #: What ``Recorder.close`` and ``Senders.close`` put in their queues.
@@ -112,9 +115,11 @@ class Recorder:
         self.pending.put(services.SentMessage(submission, outcome, started_at))
 
     def check(self) -> None:
-        """Re-raise a recording error, so the worker stops instead of sending on regardless."""
-        if self.failure is not None:
-            raise self.failure
+        """Re-raise a recording error (once), so the worker does not send on regardless: a
+        database error makes it wait for the database, anything else stops it."""
+        failure, self.failure = self.failure, None
+        if failure is not None:
+            raise failure
 
     def close(self) -> None:
         self.pending.put(STOP)
@@ -173,6 +178,20 @@ class Command(BaseCommand):
             help="Seconds to wait when nothing is due.",
         )
 
+    def get_check_kwargs(self, options) -> dict:
+        """Every system check but MINT's address (tag ``mint``): an unusable MINT_API_URL is
+        said once while the worker waits, not by exiting for systemd to restart it, and say it
+        again, every few seconds. (``manage.py check`` still fails on it: plans.E001.)"""
+        return {"tags": sorted(registry.tags_available() - {"mint"})}
+
+    def check(self, *args, **kwargs) -> None:
+        """Refuse to start on a configuration error, saying why in the log too."""
+        try:
+            super().check(*args, **kwargs)
+        except SystemCheckError as exc:
+            logger.error("mint_worker cannot start: %s", str(exc).strip())
+            raise
+
     def handle(self, *args, **options) -> None:
         self.stopping = False
         signal.signal(signal.SIGTERM, self._stop)
@@ -181,39 +200,51 @@ class Command(BaseCommand):
         self.name = options["name"] or f"{hostname}:{os.getpid()}:{uuid.uuid4().hex[:4]}"
         self.started_at = timezone.now()
         self.client = services.mint_client()
-        self.mint_down = False
         self.paused_until = 0.0
         self.circuit_wait = 0.0
         #: Sends in flight at once: one until MINT has answered a send properly, then
         #: MINT_WORKER_CONCURRENCY; back to one after a failure (refused credentials or a sick
         #: MINT then cost one request, not a whole round of them).
         self.width = 1
-        self.last_health = 0.0
         self.last_beat = 0.0
         self.last_materialize = -SCHEDULES_EVERY
         self.stdout.write(f"mint_worker {self.name} delivering to {settings.MINT_API_URL}")
         self.recorder = Recorder(self.name)
         self.senders = Senders(settings.MINT_WORKER_CONCURRENCY)
+        self.problems = ProblemWatch()
+        self.health = HealthWatch(
+            worker=self.name, stdout=self.stdout, stderr=self.stderr, problems=self.problems
+        )
+        self.database = DatabaseWait(sleep=self._sleep)
+        self.unusable_url = api_url_problem(settings.MINT_API_URL)
+        if not options["once"] and not self.unusable_url:
+            self.health.start()
         try:
+            if options["once"] and not self.unusable_url:
+                self.health.check_soon()  # here and now: --once delivers what is due, then exits
             while not self.stopping:
                 try:
                     if not self._round(once=options["once"], batch=options["batch"]):
                         if options["once"]:
                             break
                         self._sleep(self._pause_seconds(options["idle_sleep"]))
-                except DatabaseError:
+                except DatabaseError as exc:
                     # The database restarting must not end the worker: what it had claimed is
-                    # leased and comes back; wait and carry on.
-                    logger.exception("database error in the delivery loop; retrying shortly")
-                    close_old_connections()
+                    # leased and comes back; say once what is wrong, wait and carry on.
                     if options["once"]:
                         raise
-                    self._sleep(DATABASE_RETRY_EVERY)
+                    self.database.failed(exc, beat=lambda: self._beat(force=True))
+                else:
+                    self.database.ok()
         finally:
+            self.health.stop()
             self.senders.close()
             self.client.close()
             self.recorder.close()
-            self._beat(stopping=True)
+            try:
+                self._beat(stopping=True)
+            except DatabaseError:
+                logger.warning("could not record that the worker stopped: no database")
             self.stdout.write(f"mint_worker {self.name} stopped")
 
     def _round(self, *, once: bool, batch: int) -> bool:
@@ -222,8 +253,11 @@ class Command(BaseCommand):
         self.recorder.check()
         self._beat()
         self._materialize_if_due()
-        self._check_health_if_due()
-        if self.mint_down or time.monotonic() < self.paused_until:
+        if self.unusable_url:
+            # Nothing can reach MINT: say so (once) and send nothing until a restart fixes it.
+            self.problems.found(Problem.URL, Problem.url.format(reason=self.unusable_url))
+            return False
+        if self.health.says_down or time.monotonic() < self.paused_until:
             return False
         gate, self.circuit_wait = services.circuit_gate()
         if gate == services.Gate.WAIT:
@@ -245,8 +279,7 @@ class Command(BaseCommand):
         if time.monotonic() < self.nothing_due_until:
             return []
         self.recorder.check()
-        self._check_health_if_due()
-        if self.mint_down or time.monotonic() < self.paused_until:
+        if self.health.says_down or time.monotonic() < self.paused_until:
             return []
         if services.circuit_gate()[0] != services.Gate.SEND:
             return []
@@ -257,8 +290,6 @@ class Command(BaseCommand):
         return claimed
 
     def _pause_seconds(self, idle: float) -> float:
-        if self.mint_down:
-            return min(DOWN_RECHECK_EVERY, settings.MINT_HEALTH_INTERVAL)
         if self.circuit_wait:
             return min(idle, max(0.05, self.circuit_wait))
         return max(idle, min(self.paused_until - time.monotonic(), CREDENTIALS_PAUSE))
@@ -285,6 +316,8 @@ class Command(BaseCommand):
             while todo or flying:
                 if self.stopping and not halt:
                     halt = "the worker was stopped before sending"
+                if self.health.says_down and not halt:
+                    halt = "MINT reports that it is down (/health/)"
                 if halt or self.width < settings.MINT_WORKER_CONCURRENCY:
                     todo.extendleft(reversed(self._take_back(flying)))
                 if halt and todo:
@@ -356,7 +389,13 @@ class Command(BaseCommand):
     def _after_send(self, submission, outcome, *, probe: bool) -> str:
         """React to one outcome; return why the rest of the batch should wait, or ''."""
         self.width = 1 if outcome.retryable else settings.MINT_WORKER_CONCURRENCY
+        if outcome.kind in ("accepted", "rejected"):
+            self.problems.gone()  # MINT took the credentials and the address
+            if probe:
+                # The probe got an answer: MINT is back, so everything waiting is due now.
+                services.circuit_note_success(finished_at=timezone.now())
         if outcome.kind == "unauthorized":
+            self.problems.found(Problem.CREDENTIALS, Problem.credentials)
             # Wrong credentials fail every message alike: stop asking MINT for a while.
             self.paused_until = time.monotonic() + CREDENTIALS_PAUSE
             return "MINT refused the portal's credentials"
@@ -366,15 +405,12 @@ class Command(BaseCommand):
             )
             if opened:
                 return "MINT keeps failing; sending waits until a probe gets through"
-        elif probe:
-            # The probe got an answer: MINT is back, so everything waiting is due now.
-            services.circuit_note_success(finished_at=timezone.now())
         if outcome.retryable and not self.health_asked:
-            # One failure may be a blip; ask /health/ before spending the batch's attempts.
+            # One failure may be a blip; have /health/ asked (never waiting for it here).
             self.health_asked = True
-            self._check_health()
-            if self.mint_down:
-                return "MINT reports that it is down (/health/)"
+            self.health.check_soon()
+        if self.health.says_down:
+            return "MINT reports that it is down (/health/)"
         return ""
 
     def _release(self, submissions: list, why: str) -> None:
@@ -398,35 +434,31 @@ class Command(BaseCommand):
         except Exception:
             logger.exception("could not turn schedules into plans; trying again in a minute")
 
-    def _check_health_if_due(self) -> None:
-        interval = settings.MINT_HEALTH_INTERVAL
-        if self.mint_down:
-            interval = min(interval, DOWN_RECHECK_EVERY)
-        if time.monotonic() - self.last_health >= interval:
-            self._check_health()
-
-    def _check_health(self) -> None:
-        result = self.client.health()
-        self.last_health = time.monotonic()
-        services.health_record(result=result)
-        # Deadlines pass during an outage too: give up on what waited too long, visibly.
-        services.submissions_fail_overdue(worker=self.name)
-        was_down, self.mint_down = self.mint_down, result.says_down
-        if self.mint_down and not was_down:
-            self.stderr.write(f"MINT is down ({result.http_status or result.error}); waiting")
-        elif was_down and not self.mint_down:
-            self.stdout.write("MINT is up again; delivering")
-
-    def _beat(self, stopping: bool = False) -> None:
-        if stopping or time.monotonic() - self.last_beat >= HEARTBEAT_EVERY:
+    def _beat(self, stopping: bool = False, force: bool = False) -> None:
+        if stopping or force or time.monotonic() - self.last_beat >= HEARTBEAT_EVERY:
             services.heartbeat_beat(
                 name=self.name,
                 hostname=socket.gethostname(),
                 pid=os.getpid(),
                 started_at=self.started_at,
                 stopping=stopping,
+                waiting_for="" if stopping else self._waiting_for(),
             )
             self.last_beat = time.monotonic()
+
+    def _waiting_for(self) -> str:
+        """What holds this worker's deliveries, in plain words, for the operations panel."""
+        if self.database.waiting_for:
+            return self.database.waiting_for
+        if self.unusable_url:
+            return "MINT_API_URL to be fixed (then a restart of the worker)"
+        if self.health.says_down:
+            return "MINT, which says it is down (503 from /health/)"
+        if time.monotonic() < self.paused_until:
+            return "MINT to accept the portal's credentials (it refused them)"
+        if self.circuit_wait:
+            return "MINT's /plan/ to answer again (it kept failing; one message probes)"
+        return ""
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

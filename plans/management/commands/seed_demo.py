@@ -1,8 +1,14 @@
 """``python manage.py seed_demo``: demo sites, vehicles, logins, plans and schedules for a first
 look at the portal.
 
+Only for a local demo: with ``DEBUG=1`` and the built-in MINT sandbox (``MINT_API_URL`` unset).
+Anywhere else it creates nothing and says how to create an administrator, so ``make run``
+against a real MINT or with ``DEBUG=0`` never gets logins with published passwords.
+
 Safe to run again: sites and users are created or updated, and plans are added only while
-there are none, through ``plans.services`` like any dispatcher's plan.
+there are none, through ``plans.services`` like any dispatcher's plan. The demo administrator
+gets a demo authenticator whose key is printed, because administrators must use a second
+factor in the demo too.
 """
 
 from datetime import datetime, time, timedelta
@@ -11,13 +17,15 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from plans import services
 from plans.models import Location, Plan, Schedule, Vehicle
 from plans.roles import roles_ensure
+from plans.services import totp_secret
 from plans.services.guards import WARNING_CODES
 from plans.timezones import LocalTimeError, local_to_utc, utc_to_wall
 
@@ -42,6 +50,20 @@ USERS = [
     ("viewer", "viewer-demo-2026", "Viewers", False),
     ("admin", "admin-demo-2026", None, True),
 ]
+DEMO_DEVICE = "Demo authenticator (key printed by seed_demo)"
+DEMO_CODE = (
+    "  {user} also needs a code: add this demo-only key to an authenticator app\n"
+    "    {key}\n"
+    "  or print the current code with\n"
+    '    .venv/bin/python -c "import base64, django_otp.oath as o; '
+    "print('%06d' % o.totp(base64.b32decode('{raw}')))\""
+)
+NO_DEMO = (
+    "No demo logins: seed_demo makes them only for a local demo (DEBUG=1 and MINT_API_URL unset,\n"
+    "so the built-in sandbox). Create an administrator with\n"
+    "  .venv/bin/python manage.py createsuperuser\n"
+    "and log in: the portal asks them to set up two-step login (an authenticator app) first."
+)
 # (site, vehicle, hours from the next full hour on the site's clock, length in hours, target,
 # submit). Van 21's 200 kWh is more than its battery: the list shows what a warning looks like.
 PLANS = [
@@ -108,11 +130,9 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options) -> None:
-        if settings.MINT_ENVIRONMENT == "production":
-            raise CommandError(
-                "seed_demo creates logins with published passwords; it refuses to run when "
-                "MINT_ENVIRONMENT is production."
-            )
+        if not (settings.DEBUG and settings.MINT_BUILTIN_SANDBOX):
+            self.stdout.write(NO_DEMO)
+            return
         roles_ensure()
         for mint_id, name, zone, active in SITES:
             Location.objects.update_or_create(
@@ -147,6 +167,8 @@ class Command(BaseCommand):
                 user.save()
                 if group_name:
                     user.groups.add(Group.objects.get(name=group_name))
+                if superuser:
+                    TOTPDevice.objects.create(user=user, name=DEMO_DEVICE, confirmed=True)
             else:
                 # An account of that name already exists: never touch its password or rights.
                 kept.add(username)
@@ -166,6 +188,11 @@ class Command(BaseCommand):
             role = group_name or "superuser"
             shown = "(existing account, unchanged)" if username in kept else password
             self.stdout.write(f"  {username:<11} {shown:<20} {role}")
+        for device in TOTPDevice.objects.filter(name=DEMO_DEVICE, user__username__in=users):
+            key = totp_secret(device)
+            self.stdout.write(
+                DEMO_CODE.format(user=device.user.get_username(), key=key, raw=key.replace(" ", ""))
+            )
 
     def _create_plans(self, user) -> None:
         now = timezone.now()
