@@ -434,6 +434,22 @@ def schedule_plans(*, schedule: Schedule, limit: int = 40) -> list[PlanRow]:
     )
 
 
+def schedule_plans_after(*, schedule: Schedule, day: date) -> list[Plan]:
+    """The schedule's plans after ``day`` that ending it there would call off: not started,
+    not called off, not edited on their own."""
+    return list(
+        Plan.objects.filter(
+            schedule=schedule,
+            occurrence_date__gt=day,
+            scheduled_start__gt=timezone.now(),
+            schedule_detached=False,
+        )
+        .exclude(state__in=CALLED_OFF_STATES)
+        .select_related("location")
+        .order_by("scheduled_start")
+    )
+
+
 def schedule_events(*, schedule: Schedule) -> list[ScheduleEvent]:
     return list(schedule.events.order_by("-at", "-id")[:100])
 

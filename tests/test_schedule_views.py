@@ -190,7 +190,12 @@ def test_skip_pause_lift_and_end_from_the_schedule_page(dispatcher_client, dispa
     exception = ScheduleException.objects.get()
     dispatcher_client.post(f"{url}/except/{exception.pk}/lift/")
     assert ScheduleException.objects.count() == 0
-    dispatcher_client.post(f"{url}/end/", {"last_day": f"{timezone.now().date():%Y-%m-%d}"})
+    today = f"{timezone.now().date():%Y-%m-%d}"
+    asked = dispatcher_client.post(f"{url}/end/", {"last_day": today}).content.decode()
+    assert "will be called off" in asked and "End the schedule after" in asked
+    schedule.refresh_from_db()
+    assert schedule.valid_until is None  # nothing ends until confirmed
+    dispatcher_client.post(f"{url}/end/", {"last_day": today, "confirm": "yes"})
     schedule.refresh_from_db()
     assert schedule.valid_until == timezone.now().date()
     page = dispatcher_client.get(f"{url}/").content.decode()
@@ -279,3 +284,24 @@ def test_a_schedule_submits_by_itself_only_for_those_who_may_submit(client, bus)
     assert "You may not send plans to MINT" in response.content.decode()
     assert Schedule.objects.count() == 0
     assert client.post("/schedules/new/", _data(bus)).status_code == 302
+
+
+def test_the_preview_says_when_a_days_plan_was_called_off_or_edited_on_its_own(
+    dispatcher_client, dispatcher, bus
+):
+    schedule, made = services.schedule_create(user=dispatcher, **_values(bus))
+    plans = list(Plan.objects.filter(schedule=schedule, pk__in=made.created).order_by("pk"))
+    gone, own = plans[-1], plans[-2]
+    services.plan_cancel(plan=gone, user=dispatcher, reason="No driver")
+    services.plan_update(plan=own, user=dispatcher, expected_charge_kwh=100)
+    page = dispatcher_client.get(f"/schedules/{schedule.pk}/").content.decode()
+    assert f"Plan {gone.pk} was withdrawn: this day gets no plan" in page
+    assert f"Plan {own.pk} was edited on its own and keeps its own times" in page
+
+
+def test_the_live_preview_names_what_keeps_it_from_showing(dispatcher_client, bus):
+    data = _data(bus, depart_day_offset="0")
+    del data["expected_charge_kwh"]
+    page = dispatcher_client.post("/schedules/preview/", data).content.decode()
+    assert "No preview yet:" in page
+    assert "Expected charge (kWh): Enter the expected charge in kWh." in page

@@ -371,6 +371,8 @@ def plan_cancel(*, plan: Plan, user: AbstractBaseUser | None, reason: str, actor
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": ["Say why the plan is called off."]})
+    if reason[-1] not in ".!?":
+        reason += "."
     plan = Plan.objects.select_for_update(of=("self",)).get(pk=plan.pk)
     if plan.state in CALLED_OFF_STATES:
         raise PlanActionError(f"Plan {plan.pk} is already {plan.get_state_display().lower()}.")

@@ -184,6 +184,8 @@ class PreviewRow:
     errors: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
     plan_id: int | None = None
+    #: Why this day's plan does not follow the schedule (called off, or detached), or "".
+    note: str = ""
 
 
 def schedule_preview(
@@ -194,15 +196,26 @@ def schedule_preview(
     not reported as overlapping the plans it is about to change."""
     spec = spec or schedule_spec(schedule)
     found = next_occurrences(spec, after=timezone.now(), count=count)
-    own = {}
+    own: dict[date, tuple[int, str, bool]] = {}
     if schedule.pk:
-        own = dict(
-            Plan.objects.filter(schedule=schedule, occurrence_date__in=[o.day for o in found])
-            .exclude(state__in=CALLED_OFF_STATES)
-            .values_list("occurrence_date", "pk")
-        )
-    rows = [PreviewRow(occurrence=o, plan_id=own.get(o.day)) for o in found]
-    live = [row for row in rows if not row.occurrence.excepted]
+        own = {
+            day: (pk, state, detached)
+            for day, pk, state, detached in Plan.objects.filter(
+                schedule=schedule, occurrence_date__in=[o.day for o in found]
+            ).values_list("occurrence_date", "pk", "state", "schedule_detached")
+        }
+    rows = []
+    for occurrence in found:
+        pk, state, detached = own.get(occurrence.day, (None, "", False))
+        row = PreviewRow(occurrence=occurrence, plan_id=pk)
+        # A day whose plan was called off, or edited on its own, keeps that plan: say so, or
+        # the row reads as a day the schedule covers at these times.
+        if state in CALLED_OFF_STATES:
+            row.note = f"Plan {pk} was {state}: this day gets no plan (duplicate it to plan again)."
+        elif detached:
+            row.note = f"Plan {pk} was edited on its own and keeps its own times and target."
+        rows.append(row)
+    live = [row for row in rows if not row.occurrence.excepted and not row.note]
     reports = plans_guard(
         candidates=[_candidate(schedule, row.occurrence, row.plan_id) for row in live]
     )

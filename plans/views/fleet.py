@@ -86,11 +86,13 @@ def _fingerprint(values: dict) -> str:
 
 
 def _status(schedule: Schedule, now) -> str:
-    """``active``, ``paused`` (today is in a pause or skip), ``ended`` or ``not started``, by
-    the date on the site's clock."""
+    """``active``, ``paused`` (today is in a pause or skip), ``ends today``, ``ended`` or
+    ``not started``, by the date on the site's clock."""
     today = utc_to_local(now, schedule.time_zone).date()
     if schedule.valid_until and schedule.valid_until < today:
         return "ended"
+    if schedule.valid_until == today:
+        return "ends today"
     if schedule.valid_from > today:
         return "not started"
     if any(e.first_day <= today <= e.last_day for e in schedule.exceptions.all()):
@@ -210,7 +212,7 @@ def schedule_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_change": request.user.has_perm(CHANGE_SCHEDULE_PERM),
             "skip_form": ScheduleExceptionForm(initial={"kind": "skip"}, prefix="skip"),
             "pause_form": ScheduleExceptionForm(initial={"kind": "pause"}, prefix="pause"),
-            "end_form": ScheduleEndForm(initial={"last_day": today.date()}),
+            "end_form": ScheduleEndForm(),
         },
     )
 
@@ -310,6 +312,8 @@ def schedule_except(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, f"Saved. {result.text}")
+        if result.cancelled:
+            messages.warning(request, settings.CANCEL_NOTICE)
     return redirect("plans:schedule_detail", pk=schedule.pk)
 
 
@@ -338,6 +342,19 @@ def schedule_end(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Enter the schedule's last day, like 2026-12-24.")
         return redirect("plans:schedule_detail", pk=schedule.pk)
+    if request.POST.get("confirm") != "yes":
+        # Ending calls off plans, some perhaps already at MINT: say which, then ask again.
+        last_day = form.cleaned_data["last_day"]
+        return render(
+            request,
+            "plans/schedule_end.html",
+            {
+                "schedule": schedule,
+                "last_day": last_day,
+                "plans": selectors.schedule_plans_after(schedule=schedule, day=last_day),
+                "cancel_notice": settings.CANCEL_NOTICE,
+            },
+        )
     try:
         result = services.schedule_end(
             schedule=schedule, user=request.user, last_day=form.cleaned_data["last_day"]
@@ -346,4 +363,6 @@ def schedule_end(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, f"Schedule ended; past plans stay. {result.text}")
+        if result.cancelled:
+            messages.warning(request, settings.CANCEL_NOTICE)
     return redirect("plans:schedule_detail", pk=schedule.pk)

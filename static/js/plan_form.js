@@ -108,14 +108,18 @@
       var charge = number(chargeInput.value);
       if (chosenTarget() === "charge" && charge > 0 && vehicle) {
         var perHundred = number(vehicle.consumption);
+        var battery = number(vehicle.battery);
+        // No more than the battery holds can be driven on.
+        var usable = Math.min(charge, battery);
         rangeEstimate.textContent =
           "Enough for ≈ " +
-          round((charge * 100) / perHundred) +
+          round((usable * 100) / perHundred) +
           " km at " +
           vehicle.name +
           "'s " +
           perHundred +
           " kWh/100 km" +
+          (charge > battery ? " (a full battery)" : "") +
           batteryNote(charge, vehicle);
       } else {
         rangeEstimate.textContent = "";
@@ -132,6 +136,8 @@
   // The consumption this script filled in: replaced when another vehicle is picked, unless
   // the dispatcher has typed their own since.
   var filledConsumption = null;
+  // Likewise the site: a site the dispatcher chose by hand is left alone.
+  var filledSite = null;
 
   if (vehicleSelect) {
     vehicleSelect.addEventListener("change", function () {
@@ -139,8 +145,10 @@
       if (vehicle) {
         var site = document.getElementById("id_location");
         var offered = site && site.querySelector('option[value="' + vehicle.site + '"]');
-        if (offered && site.value !== vehicle.site) {
+        var untouched = site && (!site.value || site.value === filledSite);
+        if (offered && untouched && site.value !== vehicle.site) {
           site.value = vehicle.site;
+          filledSite = vehicle.site;
           site.dispatchEvent(new Event("change"));
         }
         if (

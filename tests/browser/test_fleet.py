@@ -51,7 +51,8 @@ def test_picking_a_vehicle_fills_the_form_and_the_guards_speak_beside_the_field(
     page.get_by_label("Charge", exact=True).check()
     page.get_by_label("Expected charge (kWh)").fill("400")
     expect(page.locator("#range-estimate")).to_have_text(
-        "Enough for ≈ 364 km at bus 4's 110 kWh/100 km — more than bus 4's 350 kWh battery"
+        "Enough for ≈ 318 km at bus 4's 110 kWh/100 km (a full battery) — more than bus 4's "
+        "350 kWh battery"
     )
     page.get_by_label("Expected charge (kWh)").fill("100")
 
