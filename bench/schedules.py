@@ -192,12 +192,13 @@ def run_one(vehicles: int, repeat: int) -> None:
     connection.close()
     _common.print_table(
         f"Materialising {HORIZON_DAYS} days of schedules, guards on ({label})",
-        ["vehicles", "plans", "queries", "materialise s", "bare bulk_create s", "ratio"],
+        ["vehicles", "plans", "queries", "inserts", "materialise s", "bare bulk_create s", "ratio"],
         [
             (
                 r["vehicles"],
                 r["plans"],
                 r["queries"],
+                r["inserts"],
                 r["materialize_s"],
                 r["bare_bulk_create_s"],
                 r["ratio"],
