@@ -915,8 +915,9 @@ def test_it_duplicates_a_plan_through_a_prefilled_form_that_saves_a_new_draft(
     initial = form.context["form"].initial
     data = {
         "location": str(initial["location"].pk),
-        "start_local": f"{initial['start_local']:%Y-%m-%dT%H:%M}",
-        "end_local": f"{initial['end_local']:%Y-%m-%dT%H:%M}",
+        # The copy is for the next day (an unchanged copy is the same plan: a guard warns).
+        "start_local": f"{initial['start_local'] + timedelta(days=1):%Y-%m-%dT%H:%M}",
+        "end_local": f"{initial['end_local'] + timedelta(days=1):%Y-%m-%dT%H:%M}",
         "target_kind": initial["target_kind"],
         "expected_range_km": str(initial["expected_range_km"]),
         "average_consumption": str(initial["average_consumption"]),
@@ -931,7 +932,7 @@ def test_it_duplicates_a_plan_through_a_prefilled_form_that_saves_a_new_draft(
     assert copy.transaction_id != plan.transaction_id
     assert (copy.location, copy.scheduled_start, copy.expected_range_km) == (
         plan.location,
-        plan.scheduled_start.replace(second=0),  # the form is to the minute
+        plan.scheduled_start.replace(second=0) + timedelta(days=1),  # the form is to the minute
         plan.expected_range_km,
     )
     assert copy.events.get().reason == f"Copied from plan {plan.pk}."
