@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from plans.timezones import span_text
+
 DST_RULE = (
     "A time the clocks skip is moved later by the jump (02:30 becomes 03:30); a time that "
     "happens twice is the first one, still in summer time."
@@ -81,12 +83,6 @@ def _resolve(wall: datetime, zone: ZoneInfo, what: str) -> tuple[datetime, str]:
     )
 
 
-def _span(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d}" if minutes else f"{hours} h"
-
-
 def occurrence_on(spec: ScheduleSpec, day: date) -> Occurrence:
     """The occurrence arriving on ``day`` (whether or not ``day`` is one of its weekdays)."""
     zone = ZoneInfo(spec.time_zone)
@@ -100,8 +96,8 @@ def occurrence_on(spec: ScheduleSpec, day: date) -> Occurrence:
         notes.append("The clocks jump forward during this stay and leave no time: no plan.")
     if length != spec.wall_length and not notes:
         notes.append(
-            f"The clocks change during this stay: it lasts {_span(length)}, not "
-            f"{_span(spec.wall_length)}."
+            f"The clocks change during this stay: it lasts {span_text(length)}, not "
+            f"{span_text(spec.wall_length)}."
         )
     excepted = next((note for first, last, note in spec.exceptions if first <= day <= last), "")
     return Occurrence(

@@ -5,7 +5,7 @@ missing (spring forward) or happens twice (fall back); we reject both with a pla
 instead of silently picking one.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -61,3 +61,17 @@ def utc_to_local(instant: datetime, zone_name: str) -> datetime:
 def utc_to_wall(instant: datetime, zone_name: str) -> datetime:
     """What the site's clock reads at ``instant``, as a naive datetime (as a dispatcher types)."""
     return utc_to_local(instant, zone_name).replace(tzinfo=None)
+
+
+def wall_text(local: datetime) -> str:
+    """``Tue 25 Nov 14:00 CET``: a time already on a site's clock, as the pages write it."""
+    return f"{local:%a} {local.day} {local:%b} {local:%H:%M} {local.tzname()}"
+
+
+def span_text(delta: timedelta) -> str:
+    """``1 h 30``, ``45 min``, ``11 h``: a stay's length as dispatchers say it."""
+    minutes = int(delta.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {minutes:02d}" if minutes else f"{hours} h"

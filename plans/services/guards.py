@@ -34,7 +34,7 @@ from plans.models import (
     TargetKind,
     Vehicle,
 )
-from plans.timezones import utc_to_local
+from plans.timezones import span_text, utc_to_local, wall_text
 
 logger = logging.getLogger("plans.guards")
 
@@ -143,20 +143,6 @@ def plan_energy_kwh(
 
 def _kwh(value: Decimal) -> str:
     return f"{value:.0f} kWh"
-
-
-def _span(delta: timedelta) -> str:
-    """``1 h 30``, ``45 min``, ``11 h``: a window's length as dispatchers say it."""
-    minutes = int(delta.total_seconds() // 60)
-    hours, minutes = divmod(minutes, 60)
-    if not hours:
-        return f"{minutes} min"
-    return f"{hours} h {minutes:02d}" if minutes else f"{hours} h"
-
-
-def _when(instant: datetime, zone: str) -> str:
-    local = utc_to_local(instant, zone)
-    return f"{local:%a} {local.day} {local:%b} {local:%H:%M} {local.tzname()}"
 
 
 def _target(c: PlanCandidate) -> tuple:
@@ -313,6 +299,10 @@ def _guard_one(candidate: PlanCandidate, me: _Stay, index: int, known: _Known) -
 
     report = GuardReport()
     site, vehicle, zone = candidate.location, candidate.vehicle, candidate.location.time_zone
+
+    def when(instant: datetime) -> str:
+        return wall_text(utc_to_local(instant, zone))
+
     if vehicle:
         for other in known.by_vehicle[vehicle.pk].overlapping(me.start, me.end):
             if counts(other, earlier_only=True):
@@ -321,7 +311,7 @@ def _guard_one(candidate: PlanCandidate, me: _Stay, index: int, known: _Known) -
                         "overlap",
                         "vehicle",
                         f"{vehicle.name} already has {other.label} from "
-                        f"{_when(other.start, zone)} to {_when(other.end, zone)}, which "
+                        f"{when(other.start)} to {when(other.end)}, which "
                         f"overlaps this window: a vehicle cannot be in two plans at once.",
                     )
                 )
@@ -358,7 +348,7 @@ def _guard_one(candidate: PlanCandidate, me: _Stay, index: int, known: _Known) -
                 Finding(
                     "power",
                     target_field,
-                    f"Needs {_kwh(energy)} in {_span(me.end - me.start)}; {who} at "
+                    f"Needs {_kwh(energy)} in {span_text(me.end - me.start)}; {who} at "
                     f"{power:.0f} kW at most: about {_kwh(fits)} fit.",
                 )
             )
@@ -381,8 +371,7 @@ def _guard_one(candidate: PlanCandidate, me: _Stay, index: int, known: _Known) -
                 Finding(
                     "charge_points",
                     "start_local",
-                    f"At {_when(at, zone)}, {most} plans overlap at {site.name}, which has "
-                    f"{points}.",
+                    f"At {when(at)}, {most} plans overlap at {site.name}, which has {points}.",
                 )
             )
     same = next((s for s in known.alike[_identity(me)] if counts(s, earlier_only=True)), None)

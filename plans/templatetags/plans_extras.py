@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from plans.models import PlanState
 from plans.selectors import PlanRow
-from plans.timezones import utc_to_local
+from plans.timezones import utc_to_local, wall_text
 
 register = template.Library()
 
@@ -41,8 +41,7 @@ def local_in(value: datetime | None, zone_name: str) -> str:
     """``Tue 25 Nov 14:00 CET``: the instant on the clock of ``zone_name``."""
     if not value:
         return ""
-    local = _local(value, zone_name)
-    return f"{_day(local)} {local:%H:%M} {local.tzname()}"
+    return wall_text(_local(value, zone_name))
 
 
 @register.filter
