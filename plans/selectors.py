@@ -434,17 +434,24 @@ def schedule_plans(*, schedule: Schedule, limit: int = 40) -> list[PlanRow]:
     )
 
 
+def schedule_plans_from(
+    *, schedule: Schedule, first_day: date, last_day: date | None = None
+) -> QuerySet[Plan]:
+    """The schedule's plans for these days that a skip, pause or end would call off: not
+    started and not called off yet (detached ones included: the caller names them)."""
+    plans = Plan.objects.filter(
+        schedule=schedule, occurrence_date__gte=first_day, scheduled_start__gt=timezone.now()
+    ).exclude(state__in=CALLED_OFF_STATES)
+    if last_day is not None:
+        plans = plans.filter(occurrence_date__lte=last_day)
+    return plans
+
+
 def schedule_plans_after(*, schedule: Schedule, day: date) -> list[Plan]:
-    """The schedule's plans after ``day`` that ending it there would call off: not started,
-    not called off, not edited on their own."""
+    """The plans ending the schedule after ``day`` would call off (detached ones stay)."""
     return list(
-        Plan.objects.filter(
-            schedule=schedule,
-            occurrence_date__gt=day,
-            scheduled_start__gt=timezone.now(),
-            schedule_detached=False,
-        )
-        .exclude(state__in=CALLED_OFF_STATES)
+        schedule_plans_from(schedule=schedule, first_day=day + timedelta(days=1))
+        .filter(schedule_detached=False)
         .select_related("location")
         .order_by("scheduled_start")
     )

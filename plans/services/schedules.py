@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from plans import selectors
 from plans.models import (
     CALLED_OFF_STATES,
     PLAN_MAX_AHEAD,
@@ -725,13 +726,9 @@ def _call_off_days(
     """Call off the schedule's plans on these days that have not started; plans edited on
     their own (detached) stay, and are named so the dispatcher can decide."""
     result = CallOffResult()
-    days = Q(occurrence_date__gte=first_day)
-    if last_day is not None:
-        days &= Q(occurrence_date__lte=last_day)
     # Every plan row first, in one order, before any history row moves the shared counters.
     plans = list(
-        Plan.objects.filter(days, schedule=schedule, scheduled_start__gt=timezone.now())
-        .exclude(state__in=CALLED_OFF_STATES)
+        selectors.schedule_plans_from(schedule=schedule, first_day=first_day, last_day=last_day)
         .select_for_update(of=("self",))
         .order_by("pk")
     )

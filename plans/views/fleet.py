@@ -179,9 +179,7 @@ def schedule_preview(request: HttpRequest) -> HttpResponse:
             context.update(_preview_context(form, schedule))
         except ValidationError as exc:
             form.add_service_errors(exc)
-    response = render(request, "plans/partials/_schedule_preview.html", context)
-    response["Cache-Control"] = "no-store"
-    return response
+    return render(request, "plans/partials/_schedule_preview.html", context)
 
 
 @require_GET
