@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from plans.timezones import span_text
+from plans.timezones import day_text, span_text
 
 DST_RULE = (
     "A time the clocks skip is moved later by the jump (02:30 becomes 03:30); a time that "
@@ -74,11 +74,11 @@ def _resolve(wall: datetime, zone: ZoneInfo, what: str) -> tuple[datetime, str]:
     local = instant.astimezone(zone)
     if local.replace(tzinfo=None) != wall:
         return instant, (
-            f"{what} {wall:%H:%M} does not exist on {wall:%a} {wall.day} {wall:%b} (the clocks "
+            f"{what} {wall:%H:%M} does not exist on {day_text(wall)} (the clocks "
             f"jump forward): {local:%H:%M} {local.tzname()}."
         )
     return instant, (
-        f"{what} {wall:%H:%M} happens twice on {wall:%a} {wall.day} {wall:%b} (the clocks go "
+        f"{what} {wall:%H:%M} happens twice on {day_text(wall)} (the clocks go "
         f"back): the first one, {local:%H:%M} {local.tzname()}."
     )
 

@@ -5,7 +5,7 @@ missing (spring forward) or happens twice (fall back); we reject both with a pla
 instead of silently picking one.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -63,9 +63,14 @@ def utc_to_wall(instant: datetime, zone_name: str) -> datetime:
     return utc_to_local(instant, zone_name).replace(tzinfo=None)
 
 
+def day_text(day: date | datetime, *, year: bool = False) -> str:
+    """``Tue 25 Nov``, or ``Tue 25 Nov 2025`` with ``year``: a day as the pages write it."""
+    return f"{day:%a} {day.day} {day:%b} {day.year}" if year else f"{day:%a} {day.day} {day:%b}"
+
+
 def wall_text(local: datetime) -> str:
     """``Tue 25 Nov 14:00 CET``: a time already on a site's clock, as the pages write it."""
-    return f"{local:%a} {local.day} {local:%b} {local:%H:%M} {local.tzname()}"
+    return f"{day_text(local)} {local:%H:%M} {local.tzname()}"
 
 
 def span_text(delta: timedelta) -> str:

@@ -58,7 +58,7 @@ from plans.services.plan import (
     plan_submit,
     plan_update,
 )
-from plans.timezones import utc_to_local
+from plans.timezones import day_text, utc_to_local
 
 logger = logging.getLogger("plans.schedules")
 
@@ -122,9 +122,7 @@ def _candidate(schedule: Schedule, occurrence: Occurrence, pk: int | None = None
         average_consumption=schedule.average_consumption,
         expected_charge_kwh=schedule.expected_charge_kwh,
         pk=pk,
-        label=f"plan {pk}"
-        if pk
-        else f"the {occurrence.day:%a} {occurrence.day.day} {occurrence.day:%b} plan",
+        label=f"plan {pk}" if pk else f"the {day_text(occurrence.day)} plan",
     )
 
 
@@ -320,8 +318,8 @@ def schedules_materialize(
                             action=ScheduleEvent.Action.CONFLICT,
                             occurrence_date=occurrence.day,
                             actor=f"schedule {schedule.pk}",
-                            text=f"No plan made for {occurrence.day:%a} {occurrence.day.day} "
-                            f"{occurrence.day:%b %Y}: {problem}",
+                            text=f"No plan made for {day_text(occurrence.day, year=True)}: "
+                            f"{problem}",
                         )
                     )
                 result.conflicts += 1
@@ -348,8 +346,7 @@ def schedules_materialize(
                     to_state=PlanState.DRAFT,
                     actor=f"schedule {plan.schedule_id}",
                     reason=f"Made by schedule {plan.schedule_id} for "
-                    f"{plan.occurrence_date:%a} {plan.occurrence_date.day} "
-                    f"{plan.occurrence_date:%b %Y}.",
+                    f"{day_text(plan.occurrence_date, year=True)}.",
                     at=now,
                 )
                 for plan in plans
@@ -817,8 +814,8 @@ def schedule_end(*, schedule: Schedule, user: AbstractBaseUser, last_day: date) 
         raise ValidationError(
             {
                 "last_day": [
-                    f"This schedule starts on {schedule.valid_from:%a} {schedule.valid_from.day} "
-                    f"{schedule.valid_from:%b %Y}; end it on that day or later, or skip that day."
+                    f"This schedule starts on {day_text(schedule.valid_from, year=True)}; end it "
+                    f"on that day or later, or skip that day."
                 ]
             }
         )
@@ -831,12 +828,12 @@ def schedule_end(*, schedule: Schedule, user: AbstractBaseUser, last_day: date) 
         user=user,
         first_day=last_day + timedelta(days=1),
         last_day=None,
-        reason=f"Schedule {schedule.pk} ended after {last_day:%a} {last_day.day} {last_day:%b %Y}.",
+        reason=f"Schedule {schedule.pk} ended after {day_text(last_day, year=True)}.",
     )
     _log(
         schedule,
         ScheduleEvent.Action.ENDED,
         user,
-        f"Ended after {last_day:%a} {last_day.day} {last_day:%b %Y}. {result.text}",
+        f"Ended after {day_text(last_day, year=True)}. {result.text}",
     )
     return result

@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from plans.models import PlanState
 from plans.selectors import PlanRow
-from plans.timezones import utc_to_local, wall_text
+from plans.timezones import day_text, utc_to_local, wall_text
 
 register = template.Library()
 
@@ -30,10 +30,6 @@ def _local(value: datetime, zone_name: str) -> datetime:
         return utc_to_local(value, zone_name)
     except (ValueError, KeyError):
         return value.astimezone(UTC)
-
-
-def _day(dt: datetime, *, year: bool = False) -> str:
-    return f"{dt:%a} {dt.day} {dt:%b} {dt.year}" if year else f"{dt:%a} {dt.day} {dt:%b}"
 
 
 @register.filter
@@ -50,7 +46,7 @@ def local_long(value: datetime | None, zone_name: str) -> str:
     if not value:
         return ""
     local = _local(value, zone_name)
-    return f"{_day(local)} {local.year}, {local:%H:%M} {local.tzname()}"
+    return f"{day_text(local)} {local.year}, {local:%H:%M} {local.tzname()}"
 
 
 @register.filter
@@ -91,7 +87,7 @@ def window_local(start: datetime, end: datetime, zone: str) -> str:
     start = _local(start, zone)
     end = _local(end, zone)
     year = start.year != end.year or end.year != timezone.now().year
-    first, last = _day(start, year=year), _day(end, year=year)
+    first, last = day_text(start, year=year), day_text(end, year=year)
     if start.date() == end.date() and start.tzname() == end.tzname():
         return f"{first} {start:%H:%M} – {end:%H:%M} {end.tzname()}"
     if start.tzname() == end.tzname():
