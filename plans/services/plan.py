@@ -139,17 +139,21 @@ def _normalise_target(values: dict) -> dict:
     return values
 
 
+def inactive_errors(*, location: Location | None, vehicle: Vehicle | None) -> dict[str, list[str]]:
+    """A site or vehicle that takes no new plans (nor schedules), by field."""
+    errors: dict[str, list[str]] = {}
+    if location is not None and not location.is_active:
+        errors["location"] = [f"{location.name} is not active; choose another site."]
+    if vehicle is not None and not vehicle.is_active:
+        errors["vehicle"] = [f"{vehicle.name} is not active; choose another vehicle."]
+    return errors
+
+
 def _validate_plan(plan: Plan, *, now: datetime | None = None) -> None:
     """The rules every path into the database must pass, whatever the form already checked."""
-    errors: dict[str, list[str]] = {}
-    if not plan.location.is_active:
-        errors.setdefault("location", []).append(
-            f"{plan.location.name} is not active; choose another site."
-        )
-    if plan.vehicle_id and not plan.vehicle.is_active:
-        errors.setdefault("vehicle", []).append(
-            f"{plan.vehicle.name} is not active; choose another vehicle."
-        )
+    errors = inactive_errors(
+        location=plan.location, vehicle=plan.vehicle if plan.vehicle_id else None
+    )
     start, end = plan.scheduled_start, plan.scheduled_end
     if start and end and end > start:
         problems = plan_window_errors(

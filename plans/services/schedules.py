@@ -54,6 +54,7 @@ from plans.services.plan import (
     PlanActionError,
     _event,
     _record,
+    inactive_errors,
     plan_cancel,
     plan_submit,
     plan_update,
@@ -157,14 +158,12 @@ def schedule_validate(schedule: Schedule) -> None:
             errors.setdefault("depart_day_offset", []).append(
                 "A stay lasts at most 7 days; check the days."
             )
-    if schedule.location_id and not schedule.location.is_active:
-        errors.setdefault("location", []).append(
-            f"{schedule.location.name} is not active; choose another site."
-        )
-    if schedule.vehicle_id and not schedule.vehicle.is_active:
-        errors.setdefault("vehicle", []).append(
-            f"{schedule.vehicle.name} is not active; choose another vehicle."
-        )
+    inactive = inactive_errors(
+        location=schedule.location if schedule.location_id else None,
+        vehicle=schedule.vehicle if schedule.vehicle_id else None,
+    )
+    for name, messages in inactive.items():
+        errors.setdefault(name, []).extend(messages)
     today = timezone.now().date()
     if schedule.valid_from and schedule.valid_from > today + PLAN_MAX_AHEAD:
         errors.setdefault("valid_from", []).append(
