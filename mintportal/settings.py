@@ -317,8 +317,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "json": {"()": "plans.logs.JsonFormatter"},
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "plans.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
     },
+    # Calendar feed URLs carry a secret in the path: masked wherever a path is logged.
+    "filters": {"redact": {"()": "plans.logs.RedactFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -326,7 +331,18 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        # runserver's request lines; through the console handler (Django's own config gives it
+        # a handler of its own, which this config removes: it would print bare to stderr).
+        "django.server": {
+            "level": "WARNING",
+            "handlers": ["console"],
+            "propagate": False,
+            "filters": ["redact"],
+        },
+        "django.request": {"filters": ["redact"]},
+        "axes": {"level": "WARNING"},
+    },
 }
 
 # --- Fleet -------------------------------------------------------------------------------------

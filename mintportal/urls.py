@@ -19,5 +19,11 @@ urlpatterns = [
         name="recovery_codes_new",
     ),
     path("accounts/two-factor/off/", accounts.second_factor_off, name="second_factor_off"),
+    path("accounts/feed-tokens/", accounts.feed_token_create, name="feed_token_create"),
+    path(
+        "accounts/feed-tokens/<int:pk>/revoke/",
+        accounts.feed_token_revoke,
+        name="feed_token_revoke",
+    ),
     path("", include("plans.urls")),
 ]

@@ -1,4 +1,5 @@
-"""Forms of the account pages: a second-factor code and the password change."""
+"""Forms of the account pages: a second-factor code, the password change and a calendar feed
+token's name."""
 
 from django import forms
 
@@ -29,4 +30,13 @@ class AuthenticatorCodeForm(forms.Form):
         widget=forms.TextInput(
             attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
         ),
+    )
+
+
+class FeedTokenForm(forms.Form):
+    label = forms.CharField(
+        label="Name",
+        max_length=100,
+        help_text="Where you will use it, e.g. “Outlook in the depot office”, so you know which "
+        "one to revoke later.",
     )

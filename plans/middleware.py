@@ -91,8 +91,17 @@ class ResponseHeadersMiddleware:
 
 #: In the session of a user who gave the password and has yet to give the second factor.
 SECOND_FACTOR_PENDING = "portal_second_factor_pending"
-#: Pages open to a user between the password and the second factor.
-SECOND_FACTOR_PAGES = {"second_factor", "second_factor_setup", "logout", "admin:logout", "healthz"}
+#: Pages open to a user between the password and the second factor; and the calendar feeds,
+#: whose token is the credential: they never read the session's user.
+SECOND_FACTOR_PAGES = {
+    "second_factor",
+    "second_factor_setup",
+    "logout",
+    "admin:logout",
+    "healthz",
+    "plans:feed_site",
+    "plans:feed_vehicle",
+}
 
 
 class SecondFactorMiddleware:

@@ -20,7 +20,9 @@ from plans.mint.outcomes import Problem
 from plans.models import (
     CALLED_OFF_STATES,
     PENDING_STATES,
+    PLAN_MAX_WINDOW,
     DeliveryAttempt,
+    FeedToken,
     HealthCheck,
     Location,
     MintStatus,
@@ -476,3 +478,58 @@ def unapplied_migrations() -> list[str]:
     """
     applied = MigrationRecorder(connection).applied_migrations()
     return sorted(f"{app}.{name}" for app, name in _known_migrations() - set(applied))
+
+
+# --- Calendar feeds -------------------------------------------------------------------------------
+#: A feed shows plans from a week back (what happened lately stays in the calendar) to 60 days
+#: ahead (the longest SCHEDULE_HORIZON_DAYS; single plans further out appear as they come
+#: closer), at most FEED_MAX_EVENTS of them, earliest first, so no feed grows without bound.
+FEED_PAST = timedelta(days=7)
+FEED_AHEAD = timedelta(days=60)
+FEED_MAX_EVENTS = 5000
+
+
+@dataclass(frozen=True)
+class FeedWindow:
+    start: datetime
+    end: datetime
+
+
+def feed_window(*, now: datetime) -> FeedWindow:
+    return FeedWindow(start=now - FEED_PAST, end=now + FEED_AHEAD)
+
+
+def feed_plans(
+    *, window: FeedWindow, location: Location | None = None, vehicle: Vehicle | None = None
+) -> list[Plan]:
+    """The plans of one site or one vehicle that overlap ``window``, called-off ones included
+    (a calendar that has them must learn they are off); one query however many.
+
+    The start is bounded on both sides (a plan lasts at most PLAN_MAX_WINDOW), so the site's or
+    vehicle's start index reads only the window.
+    """
+    plans = Plan.objects.filter(
+        scheduled_start__gte=window.start - PLAN_MAX_WINDOW,
+        scheduled_start__lt=window.end,
+        scheduled_end__gt=window.start,
+    )
+    if location is not None:
+        plans = plans.filter(location=location)
+    if vehicle is not None:
+        plans = plans.filter(vehicle=vehicle)
+    return list(
+        plans.select_related("location", "vehicle").order_by("scheduled_start", "id")[
+            :FEED_MAX_EVENTS
+        ]
+    )
+
+
+def feed_tokens(*, user) -> list[FeedToken]:
+    """The user's tokens that still open feeds, newest first."""
+    return list(FeedToken.objects.filter(user=user, revoked_at__isnull=True))
+
+
+def feed_sources() -> tuple[list[Location], list[Vehicle]]:
+    """Every site and vehicle a feed can be made for (all of them: view rights are not per
+    site), for the page that shows a new token's feed URLs."""
+    return list(Location.objects.order_by("name")), list(Vehicle.objects.order_by("name"))

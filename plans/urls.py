@@ -28,4 +28,7 @@ urlpatterns = [
     ),
     path("schedules/<int:pk>/end/", views.schedule_end, name="schedule_end"),
     path("mint-health/", views.mint_health, name="mint_health"),
+    # Calendar feeds: the token is the credential (plans.views.feeds); logs mask it.
+    path("feeds/<str:token>/sites/<int:pk>.ics", views.feed_site, name="feed_site"),
+    path("feeds/<str:token>/vehicles/<int:pk>.ics", views.feed_vehicle, name="feed_vehicle"),
 ]

@@ -1,4 +1,5 @@
-"""MINT Portal's data, by concern: sites, plans and their history, delivery, monitoring.
+"""MINT Portal's data, by concern: sites, plans and their history, delivery, monitoring,
+calendar feed tokens.
 
 Everything is re-exported here, so ``from plans.models import Plan`` works wherever it is used.
 Every index names the query that uses it.
@@ -11,6 +12,7 @@ from plans.models.delivery import (
     Submission,
     SubmissionState,
 )
+from plans.models.feeds import FeedToken
 from plans.models.fleet import WEEKDAYS, Schedule, ScheduleEvent, ScheduleException, Vehicle
 from plans.models.monitoring import WORKER_SILENCE, HealthCheck, MintStatus, WorkerHeartbeat
 from plans.models.plans import (
@@ -38,6 +40,7 @@ __all__ = [
     "WEEKDAYS",
     "WORKER_SILENCE",
     "DeliveryAttempt",
+    "FeedToken",
     "HealthCheck",
     "Location",
     "MintCircuit",

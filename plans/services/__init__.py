@@ -11,6 +11,7 @@ writes. Each function is keyword-only and atomic; history rows are only ever app
 - ``token``: MINT's access token in one row shared by every worker, and the client using it
 - ``monitoring``: worker heartbeats and MINT health checks
 - ``accounts``: the second factor (authenticator app, recovery codes) and the login audit log
+- ``feeds``: calendar feed tokens (made, revoked, used)
 """
 
 from plans.services.accounts import (
@@ -39,6 +40,12 @@ from plans.services.delivery import (
     submissions_record_outcomes,
     submissions_release,
     submissions_renew_lease,
+)
+from plans.services.feeds import (
+    NewFeedToken,
+    feed_token_create,
+    feed_token_revoke,
+    feed_token_use,
 )
 from plans.services.guards import (
     GuardWarnings,
@@ -93,6 +100,7 @@ __all__ = [
     "DeliveryResult",
     "Gate",
     "GuardWarnings",
+    "NewFeedToken",
     "PlanActionError",
     "PlanCandidate",
     "SentMessage",
@@ -102,6 +110,9 @@ __all__ = [
     "circuit_note_success",
     "circuit_probe_unused",
     "default_status_text",
+    "feed_token_create",
+    "feed_token_revoke",
+    "feed_token_use",
     "health_record",
     "heartbeat_beat",
     "mint_client",

@@ -2,6 +2,7 @@
 redirect or render. Re-exported here for ``plans.urls``."""
 
 from plans.views.dashboard import dashboard, healthz, mint_health
+from plans.views.feeds import feed_site, feed_vehicle
 from plans.views.fleet import (
     schedule_create,
     schedule_detail,
@@ -27,6 +28,8 @@ from plans.views.plans import (
 
 __all__ = [
     "dashboard",
+    "feed_site",
+    "feed_vehicle",
     "healthz",
     "mint_health",
     "plan_cancel",

@@ -1,5 +1,5 @@
-"""A user's own account: the second factor (verify at login, set up, recovery codes, turn off)
-and the password change.
+"""A user's own account: the second factor (verify at login, set up, recovery codes, turn off),
+the password change and calendar feed tokens.
 
 After the password, ``plans.middleware.SecondFactorMiddleware`` keeps a user who must give a
 second factor on these pages until they do: administrators always (they set one up on the
@@ -14,15 +14,18 @@ import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from plans import services
-from plans.account_forms import AuthenticatorCodeForm, SecondFactorCodeForm
+from plans import selectors, services
+from plans.account_forms import AuthenticatorCodeForm, FeedTokenForm, SecondFactorCodeForm
 from plans.middleware import SECOND_FACTOR_PENDING
+from plans.models import FeedToken
+from plans.views.common import VIEW_PERM, require
 
 
 def _next(request: HttpRequest) -> str:
@@ -133,16 +136,83 @@ def second_factor_off(request: HttpRequest) -> HttpResponse:
     return redirect("account")
 
 
-def account(request: HttpRequest) -> HttpResponse:
+def account(request: HttpRequest, feed_form: FeedTokenForm | None = None) -> HttpResponse:
     user = request.user
+    can_feed = user.has_perm(VIEW_PERM)
     return render(
         request,
         "registration/account.html",
         {
             "second_factor_enabled": services.second_factor_enabled(user),
             "second_factor_required": services.second_factor_required(user),
+            "can_feed": can_feed,
+            "feed_tokens": selectors.feed_tokens(user=user) if can_feed else [],
+            "feed_form": feed_form or FeedTokenForm(),
         },
+        status=400 if feed_form is not None else 200,
     )
+
+
+@require_POST
+def feed_token_create(request: HttpRequest) -> HttpResponse:
+    """Make a calendar feed token and show its feed URLs, once: only the hash is kept.
+
+    The page is the POST's answer, not a redirect, so the secret is never in a URL, a session
+    or a message store; the portal's no-store header keeps it out of the browser's cache.
+    """
+    require(request, VIEW_PERM)
+    form = FeedTokenForm(request.POST)
+    if form.is_valid():
+        try:
+            made = services.feed_token_create(user=request.user, label=form.cleaned_data["label"])
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            services.audit(
+                "feed token created",
+                request=request,
+                username=request.user.get_username(),
+                token_prefix=made.token.prefix,
+            )
+            sites, vehicles = selectors.feed_sources()
+            return render(
+                request,
+                "registration/feed_token_created.html",
+                {
+                    "token": made.token,
+                    "sites": [
+                        (site, _feed_url(request, "plans:feed_site", made.secret, site.pk))
+                        for site in sites
+                    ],
+                    "vehicles": [
+                        (vehicle, _feed_url(request, "plans:feed_vehicle", made.secret, vehicle.pk))
+                        for vehicle in vehicles
+                    ],
+                },
+            )
+    return account(request, feed_form=form)
+
+
+@require_POST
+def feed_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        token = services.feed_token_revoke(user=request.user, pk=pk)
+    except FeedToken.DoesNotExist:
+        raise Http404("No such token.") from None
+    services.audit(
+        "feed token revoked",
+        request=request,
+        username=request.user.get_username(),
+        token_prefix=token.prefix,
+    )
+    messages.success(
+        request, f"Token “{token.label}” is revoked: calendars using it get no more plans."
+    )
+    return redirect("account")
+
+
+def _feed_url(request: HttpRequest, name: str, secret: str, pk: int) -> str:
+    return request.build_absolute_uri(reverse(name, kwargs={"token": secret, "pk": pk}))
 
 
 @require_http_methods(["GET", "POST"])
