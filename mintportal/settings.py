@@ -332,15 +332,21 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        # runserver's request lines; through the console handler (Django's own config gives it
-        # a handler of its own, which this config removes: it would print bare to stderr).
+        # Django's own handlers (DEFAULT_LOGGING: a console handler in DEBUG, mail to ADMINS)
+        # go: they printed each line twice and unmasked; Django's records reach ours instead.
+        "django": {"level": "INFO"},
+        # runserver's request lines, through the console handler (Django gives this logger a
+        # handler of its own, which would otherwise be gone and leave the lines bare on stderr).
         "django.server": {
             "level": "WARNING",
             "handlers": ["console"],
             "propagate": False,
             "filters": ["redact"],
         },
+        # The loggers that write a request's path ("Not Found: …", "Forbidden (CSRF …): …"):
+        # masked on the record itself, before any handler sees it.
         "django.request": {"filters": ["redact"]},
+        "django.security.csrf": {"filters": ["redact"]},
         "axes": {"level": "WARNING"},
     },
 }

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, vDuration
 
 from plans.models import PLAN_MAX_WINDOW, Plan, PlanState
 from plans.selectors import FEED_AHEAD, FEED_PAST, FeedWindow
@@ -87,28 +87,28 @@ def _event(plan: Plan, link: str) -> Event:
 
 def calendar_build(
     *,
-    name: str,
+    title: str,
     zone: str,
     plans: Iterable[Plan],
     window: FeedWindow,
     plan_url: Callable[[int], str],
 ) -> bytes:
-    """The feed named ``name`` (the calendar program's name for it) with ``zone`` as its
-    default zone, ``plans`` as events and a ``VTIMEZONE`` for each zone they use; ``plan_url``
-    gives a plan's absolute link."""
+    """The feed of ``title`` (a site's or vehicle's name) with ``zone`` as its default zone,
+    ``plans`` as events and a ``VTIMEZONE`` for each zone they use; ``plan_url`` gives a plan's
+    absolute link."""
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("x-wr-calname", name)
+    calendar.add("x-wr-calname", f"MINT Portal · {title}")
     calendar.add("x-wr-timezone", zone)
     calendar.add(
         "x-wr-caldesc",
-        f"Charging plans from MINT Portal: {name}, from {FEED_PAST.days} days ago to "
+        f"Charging plans at {title} from MINT Portal, from {FEED_PAST.days} days ago to "
         f"{FEED_AHEAD.days} days ahead.",
     )
     calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
-    calendar.add("x-published-ttl", REFRESH)
+    calendar.add("x-published-ttl", vDuration(REFRESH))
     for plan in plans:
         calendar.add_component(_event(plan, plan_url(plan.pk)))
     # Transitions only for the dates the events can touch: a plan starts before the window's

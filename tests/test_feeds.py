@@ -66,9 +66,13 @@ def test_it_serves_a_site_feed_with_vtimezone_uid_and_sequence(viewer, dispatche
     )
     secret = new_token(viewer)
 
+    response = Client().get(site_url(secret, site))
     calendar = fetch(site_url(secret, site))
 
     assert str(calendar["X-WR-CALNAME"]) == "MINT Portal · Brussels Depot"
+    assert str(calendar["X-WR-TIMEZONE"]) == "Europe/Brussels"
+    assert b"\r\nX-PUBLISHED-TTL:PT15M\r\n" in response.content
+    assert b"\r\nREFRESH-INTERVAL;VALUE=DURATION:PT15M\r\n" in response.content
     assert [tz.tz_name for tz in calendar.timezones] == ["Europe/Brussels"]
     event = event_of(calendar, plan)
     assert str(event["SUMMARY"]) == "bus 12 · 160 kWh"
@@ -343,6 +347,8 @@ def test_it_reads_only_get_and_head(viewer):
     url = site_url(new_token(viewer), make_location())
 
     assert Client().post(url).status_code == 405
+    assert Client(enforce_csrf_checks=True).post(url).status_code == 403
+    assert Client().put(url).status_code == 405
     assert Client().head(url).status_code == 200
 
 
@@ -401,6 +407,7 @@ def test_it_never_logs_a_token(viewer, console_log, caplog):
         Client().get(site_url(live, site))
         Client().get(f"/feeds/{live}/sites/999999.ics")  # a live token, a 404
         Client().get(site_url(revoked.secret, site))
+        Client(enforce_csrf_checks=True).post(site_url(live, site))  # "Forbidden (CSRF …)"
         # runserver's request line, as django.servers logs it for a 404
         logging.getLogger("django.server").warning(
             '"%s" %s %s', f"GET /feeds/{live}/sites/1.ics HTTP/1.1", "404", "23"
@@ -409,6 +416,7 @@ def test_it_never_logs_a_token(viewer, console_log, caplog):
     written = console_log.getvalue() + caplog.text
     assert "Not Found: /feeds/***/sites/999999.ics" in written
     assert "GET /feeds/***/sites/1.ics" in written
+    assert "Forbidden (CSRF cookie not set.): /feeds/***/sites/" in written
     for secret in (live, revoked.secret):
         assert secret not in written
         assert secret[:20] not in written

@@ -37,12 +37,12 @@ def _may_read(token: str) -> bool:
     return found is not None and found.user.is_active and found.user.has_perm(VIEW_PERM)
 
 
-def _feed(request: HttpRequest, *, name: str, zone: str, plans, window) -> HttpResponse:
+def _feed(request: HttpRequest, *, title: str, zone: str, plans, window) -> HttpResponse:
     prefix, _, suffix = request.build_absolute_uri(
         reverse("plans:plan_detail", args=[0])
     ).rpartition("0")
     body = calendar_build(
-        name=name,
+        title=title,
         zone=zone,
         plans=plans,
         window=window,
@@ -68,7 +68,7 @@ def feed_site(request: HttpRequest, token: str, pk: int) -> HttpResponse:
     window = selectors.feed_window(now=timezone.now())
     return _feed(
         request,
-        name=f"MINT Portal · {location.name}",
+        title=location.name,
         zone=location.time_zone,
         plans=selectors.feed_plans(window=window, location=location),
         window=window,
@@ -86,7 +86,7 @@ def feed_vehicle(request: HttpRequest, token: str, pk: int) -> HttpResponse:
     window = selectors.feed_window(now=timezone.now())
     return _feed(
         request,
-        name=f"MINT Portal · {vehicle.name}",
+        title=vehicle.name,
         zone=vehicle.home_location.time_zone,
         plans=selectors.feed_plans(window=window, vehicle=vehicle),
         window=window,
