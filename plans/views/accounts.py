@@ -149,7 +149,6 @@ def account(request: HttpRequest, feed_form: FeedTokenForm | None = None) -> Htt
             "feed_tokens": selectors.feed_tokens(user=user) if can_feed else [],
             "feed_form": feed_form or FeedTokenForm(),
         },
-        status=400 if feed_form is not None else 200,
     )
 
 

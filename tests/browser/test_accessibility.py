@@ -51,3 +51,28 @@ def test_it_has_no_axe_violations_on_the_main_pages(live_server, page, artifacts
     page.locator("#schedule-effect").wait_for()
     assert_no_violations(page, "schedule edit with its effect and preview")
     assert console_errors == []
+
+
+def test_it_has_no_axe_violations_on_the_account_page_with_calendar_tokens(
+    live_server, page, artifacts, console_errors
+):
+    seed_demo()
+    login(page, live_server, "viewer", "viewer-demo-2026")
+    page.goto(f"{live_server.url}/accounts/")
+    page.get_by_label("Name").fill("Outlook in the depot office")
+    page.get_by_role("button", name="Make a calendar token").click()
+
+    page.get_by_role("heading", name="Your calendar feed URLs").wait_for()
+    assert page.get_by_label("Brussels Depot").input_value().endswith(".ics")
+    page.screenshot(path=artifacts / "feed-urls.png", full_page=True)
+    assert_no_violations(page, "a new calendar token's feed URLs")
+
+    page.get_by_role("link", name="I have kept them: back to my account").click()
+    page.get_by_role("button", name="Revoke Outlook in the depot office").wait_for()
+    page.screenshot(path=artifacts / "account-with-token.png", full_page=True)
+    assert_no_violations(page, "account page with a calendar token")
+
+    page.get_by_role("button", name="Make a calendar token").click()  # no name: an error
+    page.locator(".field-errors").wait_for()
+    assert_no_violations(page, "account page with a token name missing")
+    assert console_errors == []
