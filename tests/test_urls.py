@@ -13,8 +13,9 @@ from django.urls.resolvers import RegexPattern
 
 from tests.factories import make_plan
 
-#: Open to everyone on purpose: the two login pages and the load balancer's probe.
-PUBLIC = {"login", "admin:login", "healthz"}
+#: Open to everyone on purpose: the two login pages, the load balancer's probe and the calendar
+#: feeds (the token in their path is the credential: calendar programs cannot log in).
+PUBLIC = {"login", "admin:login", "healthz", "plans:feed_site", "plans:feed_vehicle"}
 LOGIN_PAGES = {"/accounts/login/", "/admin/login/"}
 _ROUTE_PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
 _REGEX_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>(?P<body>[^)]*)\)")
@@ -120,6 +121,9 @@ def test_it_opens_only_the_login_pages_and_the_probe_to_anonymous_visitors(clien
     assert answers.pop("login") == 200
     assert answers.pop("admin:login") == 200
     assert answers.pop("healthz", 200) == 200
+    # The sample path's token is no token: nothing to see (tests/test_feeds.py has the rest).
+    assert answers.pop("plans:feed_site") == 404
+    assert answers.pop("plans:feed_vehicle") == 404
     assert answers == {}
 
 
