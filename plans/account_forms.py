@@ -3,6 +3,8 @@ token's name."""
 
 from django import forms
 
+from plans.models import validate_one_line_text
+
 
 class SecondFactorCodeForm(forms.Form):
     code = forms.CharField(
@@ -37,6 +39,7 @@ class FeedTokenForm(forms.Form):
     label = forms.CharField(
         label="Name",
         max_length=100,
+        validators=[validate_one_line_text],
         help_text="Where you will use it, e.g. “Outlook in the depot office”, so you know which "
         "one to revoke later.",
     )

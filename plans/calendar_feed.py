@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from icalendar import Calendar, Event, vDuration
 
 from plans.models import PLAN_MAX_WINDOW, Plan, PlanState
-from plans.selectors import FEED_AHEAD, FEED_PAST, FeedWindow
+from plans.selectors import FEED_PAST, FeedWindow
 from plans.templatetags.plans_extras import target_summary
 
 UID_DOMAIN = "mintportal"
@@ -73,7 +73,6 @@ def _event(plan: Plan, link: str) -> Event:
         uid=f"{plan.transaction_id}@{UID_DOMAIN}",
         sequence=event_sequence(plan),
         stamp=plan.updated_at,
-        created=plan.created_at,
         last_modified=plan.updated_at,
         start=plan.scheduled_start.astimezone(zone),
         end=plan.scheduled_end.astimezone(zone),
@@ -105,7 +104,7 @@ def calendar_build(
     calendar.add(
         "x-wr-caldesc",
         f"Charging plans at {title} from MINT Portal, from {FEED_PAST.days} days ago to "
-        f"{FEED_AHEAD.days} days ahead.",
+        f"{window.days_ahead} days ahead.",
     )
     calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     calendar.add("x-published-ttl", vDuration(REFRESH))

@@ -481,12 +481,14 @@ def unapplied_migrations() -> list[str]:
 
 
 # --- Calendar feeds -------------------------------------------------------------------------------
-#: A feed shows plans from a week back (what happened lately stays in the calendar) to 60 days
-#: ahead (the longest SCHEDULE_HORIZON_DAYS; single plans further out appear as they come
-#: closer), at most FEED_MAX_EVENTS of them, earliest first, so no feed grows without bound.
+#: A feed shows plans from a week back (what happened lately stays in the calendar) to four
+#: weeks ahead, or as far as schedules make plans (SCHEDULE_HORIZON_DAYS) if that is further;
+#: single plans further out appear as they come closer. At most FEED_MAX_EVENTS, earliest
+#: first: the icalendar library takes about half a millisecond per event (bench/feeds.py), so
+#: the cap keeps a feed of a crowded site near a second.
 FEED_PAST = timedelta(days=7)
-FEED_AHEAD = timedelta(days=60)
-FEED_MAX_EVENTS = 5000
+FEED_AHEAD = timedelta(days=28)
+FEED_MAX_EVENTS = 2000
 
 
 @dataclass(frozen=True)
@@ -494,9 +496,14 @@ class FeedWindow:
     start: datetime
     end: datetime
 
+    @property
+    def days_ahead(self) -> int:
+        return (self.end - self.start - FEED_PAST).days
+
 
 def feed_window(*, now: datetime) -> FeedWindow:
-    return FeedWindow(start=now - FEED_PAST, end=now + FEED_AHEAD)
+    ahead = max(FEED_AHEAD, timedelta(days=settings.SCHEDULE_HORIZON_DAYS))
+    return FeedWindow(start=now - FEED_PAST, end=now + ahead)
 
 
 def feed_plans(

@@ -217,6 +217,23 @@ def test_it_shows_only_plans_inside_the_window(viewer, dispatcher, monkeypatch):
     assert f"{later.transaction_id}@mintportal" not in uids
 
 
+def test_it_reaches_as_far_ahead_as_schedules_make_plans(viewer, dispatcher, settings):
+    settings.SCHEDULE_HORIZON_DAYS = 45
+    site = make_location()
+    start = timezone.now().replace(microsecond=0) + timedelta(days=40)
+    far = make_plan(
+        user=dispatcher,
+        location=site,
+        scheduled_start=start,
+        scheduled_end=start + timedelta(hours=3),
+    )
+
+    calendar = fetch(site_url(new_token(viewer), site))
+
+    assert event_of(calendar, far)
+    assert str(calendar["X-WR-CALDESC"]).endswith("from 7 days ago to 45 days ahead.")
+
+
 def test_it_caps_a_feed_at_its_earliest_plans(viewer, dispatcher, monkeypatch):
     monkeypatch.setattr(selectors, "FEED_MAX_EVENTS", 2)
     site = make_location()
@@ -296,7 +313,6 @@ def test_it_follows_the_users_view_right(viewer, dispatcher):
     assert Client().get(site_url(secret, site)).status_code == 200
 
     viewer.groups.clear()
-    viewer = type(viewer).objects.get(pk=viewer.pk)  # a fresh permission cache
 
     assert Client().get(site_url(secret, site)).status_code == 404
 
@@ -519,6 +535,13 @@ def test_it_says_what_is_wrong_with_a_token_name(viewer_client):
 
     assert response.status_code == 200
     assert "This field is required." in response.content.decode()
+    assert not FeedToken.objects.exists()
+
+
+def test_it_refuses_an_invisible_character_in_a_token_name(viewer_client):
+    response = viewer_client.post("/accounts/feed-tokens/", {"label": "Outlook\u202eevil"})
+
+    assert "Remove the invisible character U+202E" in response.content.decode()
     assert not FeedToken.objects.exists()
 
 
