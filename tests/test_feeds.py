@@ -104,6 +104,32 @@ def test_it_serves_a_vehicle_feed_with_only_that_vehicles_plans(viewer, dispatch
     assert event_of(calendar, mine)["SEQUENCE"] == 1
 
 
+def test_it_gives_a_vehicle_at_two_sites_each_sites_zone(viewer, dispatcher):
+    home = make_location()
+    away = make_location("US-EWR-03", "Newark Yard", "America/New_York")
+    bus = make_vehicle(location=home)
+    start = timezone.now().replace(microsecond=0) + timedelta(hours=2)
+    here = make_plan(user=dispatcher, location=home, vehicle=bus)
+    there = make_plan(
+        user=dispatcher,
+        location=away,
+        vehicle=bus,
+        scheduled_start=start + timedelta(days=2),
+        scheduled_end=start + timedelta(days=2, hours=3),
+    )
+
+    calendar = fetch(vehicle_url(new_token(viewer), bus))
+
+    assert sorted(tz.tz_name for tz in calendar.timezones) == [
+        "America/New_York",
+        "Europe/Brussels",
+    ]
+    assert str(calendar["X-WR-TIMEZONE"]) == "Europe/Brussels"  # the vehicle's home site
+    assert event_of(calendar, here).start.tzinfo == ZoneInfo("Europe/Brussels")
+    assert event_of(calendar, there).start.tzinfo == ZoneInfo("America/New_York")
+    assert event_of(calendar, there).start == there.scheduled_start
+
+
 def test_it_names_a_plan_without_a_vehicle_by_its_number(viewer, dispatcher):
     plan = make_plan(user=dispatcher, kind="charge")
 
