@@ -6,7 +6,7 @@ the service, not the form, writes the plan.
 """
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django import forms
@@ -29,11 +29,16 @@ from plans.models import (
 from plans.selectors import PlanFilters
 from plans.services.guards import WARNING_CODES, Finding
 from plans.services.schedules import SCHEDULE_FIELDS
-from plans.timezones import LocalTimeError, local_to_utc, utc_to_wall
+from plans.timezones import LocalTimeError, local_to_utc, utc_to_local, utc_to_wall, wall_text
 
-LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
-#: What browsers and people send for a ``datetime-local`` input; the first one is canonical.
-LOCAL_INPUT_FORMATS = (LOCAL_INPUT_FORMAT, "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
+#: A day as people type it, whatever the browser's locale: ISO first (what the form shows), then
+#: the European day-first form with dots. ``DD/MM`` is not taken: in a US hand it is ``MM/DD``.
+DAY_INPUT_FORMATS = ("%Y-%m-%d", "%d.%m.%Y")
+#: A 24-hour time: ``18:30``, ``18.30`` or ``1830`` (quick on a numeric keypad).
+TIME_INPUT_FORMATS = ("%H:%M", "%H.%M", "%H%M", "%H:%M:%S")
+_DAY_PATTERN = r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}\.\d{1,2}\.\d{4}"
+_TIME_PATTERN = r"\d{1,2}[:.]?\d{2}"
+_FULL_TIME = re.compile(r"\d{1,2}[:.]?\d{2}(:\d{2})?")
 
 #: MINT's field names (spec Table 1) → the form field a dispatcher fixes.
 MINT_FIELD_TO_FORM_FIELD = {
@@ -55,28 +60,104 @@ _LEADING_NAME = re.compile(r"^\s*([a-z][A-Za-z]*)\s*:")
 _GUARDED_FIELDS = ("vehicle", "location", "start_local", "expected_range_km", "expected_charge_kwh")
 
 
-class LocalDateTimeField(forms.Field):
-    """A ``datetime-local`` input as a *naive* wall-clock time.
+class DayField(forms.DateField):
+    """A day typed as text: ``2025-11-25`` or ``25.11.2025``.
 
-    Django's ``DateTimeField`` would attach the project's zone; the site's zone is only known
-    once the whole form is cleaned, so the zone is applied in ``PlanForm.clean``.
+    Not ``type=date``: that input shows and takes the browser locale's order (mm/dd/yyyy in a
+    US browser), so what the dispatcher reads would depend on the machine.
     """
 
-    widget = forms.DateTimeInput(format=LOCAL_INPUT_FORMAT, attrs={"type": "datetime-local"})
-    default_error_messages = {"invalid": "Enter a date and time, like 2025-11-25 14:00."}
+    widget = forms.DateInput(
+        format="%Y-%m-%d",
+        attrs={
+            "placeholder": "2025-11-25",
+            "pattern": _DAY_PATTERN,
+            "size": 10,
+            "autocomplete": "off",
+            "spellcheck": "false",
+        },
+    )
+    default_error_messages = {
+        "invalid": "Enter the date as YYYY-MM-DD or DD.MM.YYYY, like 2025-11-25."
+    }
 
-    def to_python(self, value) -> datetime | None:
+    def __init__(self, **kwargs) -> None:
+        super().__init__(input_formats=DAY_INPUT_FORMATS, **kwargs)
+
+
+def _parse(text: str, formats: tuple[str, ...], parse) -> object | None:
+    for fmt in formats:
+        try:
+            return parse(datetime.strptime(text, fmt))
+        except ValueError:
+            continue
+    return None
+
+
+class WallTimeField(forms.TimeField):
+    """A 24-hour ``HH:MM`` typed as text, whatever the browser's locale (a ``type=time`` input
+    shows AM/PM in a US browser)."""
+
+    widget = forms.TimeInput(
+        format="%H:%M",
+        attrs={
+            "inputmode": "numeric",
+            "placeholder": "18:30",
+            "pattern": _TIME_PATTERN,
+            "size": 5,
+            "autocomplete": "off",
+        },
+    )
+    default_error_messages = {"invalid": "Enter a 24-hour time, like 18:30."}
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(input_formats=TIME_INPUT_FORMATS, **kwargs)
+
+    def to_python(self, value) -> time | None:
+        # strptime takes one digit for the minutes: "18:3" would silently be 18:03.
+        if isinstance(value, str) and value.strip() and not _FULL_TIME.fullmatch(value.strip()):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
+
+
+class EndField(forms.Field):
+    """The end as typed: a time (``05:45``), or a day and a time (``2025-11-27 05:45``).
+
+    A bare time is on the start's day, or on the next day when it is earlier than the start
+    (``PlanForm._clean_times``); the day is typed only for a stay that ends later than that.
+    Cleans to ``(day or None, time)``.
+    """
+
+    widget = forms.TextInput(
+        attrs={
+            "placeholder": "05:45",
+            "pattern": rf"(({_DAY_PATTERN})[ T])?{_TIME_PATTERN}",
+            "size": 16,
+            "autocomplete": "off",
+            "spellcheck": "false",
+        }
+    )
+    default_error_messages = {
+        "invalid": "Enter a 24-hour time like 05:45, or a date and time like 2025-11-27 05:45."
+    }
+
+    def to_python(self, value) -> tuple[date | None, time] | None:
         if value in self.empty_values:
             return None
-        if isinstance(value, datetime):
-            return value.replace(tzinfo=None)
-        text = str(value).strip()
-        for fmt in LOCAL_INPUT_FORMATS:
-            try:
-                return datetime.strptime(text, fmt)
-            except ValueError:
-                continue
-        raise ValidationError(self.error_messages["invalid"], code="invalid")
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).strip().replace("T", " ").split()
+        day = None
+        if len(parts) == 2:
+            day = _parse(parts[0], DAY_INPUT_FORMATS, datetime.date)
+            if day is None:
+                raise ValidationError(self.error_messages["invalid"], code="invalid")
+        elif len(parts) != 1:
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        at = _parse(parts[-1], TIME_INPUT_FORMATS, datetime.time)
+        if at is None or not _FULL_TIME.fullmatch(parts[-1]):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return day, at
 
 
 class LocationChoiceField(forms.ModelChoiceField):
@@ -104,13 +185,21 @@ class PlanForm(forms.Form):
         empty_label="Choose a site…",
         error_messages={"required": "Choose the site the vehicle will be at."},
     )
-    start_local = LocalDateTimeField(
-        label="Start (site time)",
-        error_messages={"required": "Enter when the vehicle arrives."},
+    start_date = DayField(
+        label="Date",
+        help_text="The day the vehicle arrives, on the site's calendar: YYYY-MM-DD or DD.MM.YYYY.",
+        error_messages={"required": "Enter the day the vehicle arrives, like 2025-11-25."},
     )
-    end_local = LocalDateTimeField(
+    start_local = WallTimeField(
+        label="Start (site time)",
+        help_text="24-hour HH:MM.",
+        error_messages={"required": "Enter when the vehicle arrives, like 18:30."},
+    )
+    end_local = EndField(
         label="End (site time)",
-        error_messages={"required": "Enter when the vehicle leaves."},
+        help_text="24-hour HH:MM; a time earlier than the start is on the next day. For a stay "
+        "that ends later than that, type the end's date too: 2025-11-27 05:45.",
+        error_messages={"required": "Enter when the vehicle leaves, like 05:45."},
     )
     target_kind = forms.ChoiceField(
         label="Target",
@@ -195,6 +284,9 @@ class PlanForm(forms.Form):
                 self.fields[name].mint_notes.append(message)
             else:
                 self.mint_top_messages.append(message)
+        #: "Ends the next day: Tue 2 Dec 05:45 CET": the plan's (``initial_from_plan``), then
+        #: the typed times' once they are read (``_clean_times``).
+        self.end_note = "" if self.is_bound else self.initial.get("end_note", "")
         self._describe_inputs()
 
     def _describe_inputs(self) -> None:
@@ -213,6 +305,8 @@ class PlanForm(forms.Form):
                 parts.append("warning")
             if name in ("start_local", "end_local"):
                 parts.append("utc")
+            if name == "end_local":
+                parts.append("day")
             if field.help_text:
                 parts.append("helptext")
             field.widget.attrs["aria-describedby"] = " ".join(f"{auto_id}_{p}" for p in parts)
@@ -221,11 +315,14 @@ class PlanForm(forms.Form):
     def initial_from_plan(cls, plan: Plan) -> dict:
         """The form's initial values: the plan's times on its site's clock."""
         zone = plan.location.time_zone
+        start = utc_to_wall(plan.scheduled_start, zone)
         return {
             "vehicle": plan.vehicle,
             "location": plan.location,
-            "start_local": utc_to_wall(plan.scheduled_start, zone),
-            "end_local": utc_to_wall(plan.scheduled_end, zone),
+            "start_date": start.date(),
+            "start_local": start.time(),
+            "end_local": end_text(start, utc_to_wall(plan.scheduled_end, zone)),
+            "end_note": end_day_note(plan.scheduled_start, plan.scheduled_end, zone),
             "target_kind": plan.target_kind,
             "expected_range_km": plan.expected_range_km,
             "average_consumption": plan.average_consumption,
@@ -309,23 +406,48 @@ class PlanForm(forms.Form):
                 self.add_error("expected_charge_kwh", "Enter the expected charge in kWh.")
 
     def _clean_times(self, cleaned: dict) -> None:
+        """Put the date and the two times together on the site's clock, then convert to UTC.
+
+        A bare end time earlier than the start is the next day (18:30 → 05:45 is the usual
+        overnight charge); an end equal to the start is refused rather than read as 24 hours.
+        """
+        today = timezone.now().date()
+        day, start_at, end = (cleaned.get(n) for n in ("start_date", "start_local", "end_local"))
+        if day and abs(day.year - today.year) > 1:
+            # Said here, on the field typed: a two-digit year (26 → 0026) is the usual slip.
+            self.add_error("start_date", f"Check the year: {day.year:04d} is too far from today.")
+            day = None
+        end_day, end_at = end or (None, None)
+        if end_day and abs(end_day.year - today.year) > 1:
+            self.add_error(
+                "end_local", f"Check the year: {end_day.year:04d} is too far from today."
+            )
+            end_at = None
         location = cleaned.get("location")
         if location is None:
             return
+        walls = {}
+        if day and start_at:
+            walls["start_local"] = datetime.combine(day, start_at)
+        if end_at and end_day:
+            walls["end_local"] = datetime.combine(end_day, end_at)
+        elif end_at and day and start_at:
+            if end_at == start_at:
+                self.add_error(
+                    "end_local",
+                    "The end is the same time as the start. For a stay of a day or more, type "
+                    f"the end's date too, like {day + timedelta(days=1):%Y-%m-%d} {end_at:%H:%M}.",
+                )
+            else:
+                end_on = day if end_at > start_at else day + timedelta(days=1)
+                walls["end_local"] = datetime.combine(end_on, end_at)
         instants = {}
-        for name, out in (("start_local", "scheduled_start"), ("end_local", "scheduled_end")):
-            wall = cleaned.get(name)
-            if wall is None:
-                continue
-            if abs(wall.year - timezone.now().year) > 1:
-                # Said here, on the field typed: a two-digit year (26 → 0026) is the usual slip.
-                self.add_error(name, f"Check the year: {wall.year:04d} is too far from today.")
-                continue
+        for name, wall in walls.items():
             try:
-                instants[out] = local_to_utc(wall, location.time_zone)
+                instants[name] = local_to_utc(wall, location.time_zone)
             except LocalTimeError as exc:
                 self.add_error(name, str(exc))
-        start, end = instants.get("scheduled_start"), instants.get("scheduled_end")
+        start, end = instants.get("start_local"), instants.get("end_local")
         if start and end:
             if end <= start:
                 self.add_error("end_local", "The end must be after the start.")
@@ -339,6 +461,8 @@ class PlanForm(forms.Form):
             self.cleaned_data["scheduled_start"] = start
         if "end_local" in self.cleaned_data and end:
             self.cleaned_data["scheduled_end"] = end
+            if start:
+                self.end_note = end_day_note(start, end, location.time_zone)
 
     def plan_values(self) -> dict:
         """The cleaned form as the keyword arguments of ``plan_create`` / ``plan_update`` (which
@@ -369,6 +493,27 @@ class PlanCancelForm(forms.Form):
         help_text="Kept in the plan's history with your name.",
         error_messages={"required": "Say why the plan is called off."},
     )
+
+
+def end_text(start: datetime, end: datetime) -> str:
+    """The end input's text for a plan: a bare ``05:45`` when the form's rule gives back that day
+    (the start's day, or the next one when earlier than the start), else with its date."""
+    if end.date() == start.date() and end.time() > start.time():
+        return f"{end:%H:%M}"
+    if end.date() == start.date() + timedelta(days=1) and end.time() < start.time():
+        return f"{end:%H:%M}"
+    return f"{end:%Y-%m-%d %H:%M}"
+
+
+def end_day_note(start: datetime, end: datetime, zone: str) -> str:
+    """``Ends the next day: Tue 2 Dec 05:45 CET``, or ``Ends 2 days later: …``; empty when the
+    plan ends on the day it starts. The page's script writes the same while typing."""
+    start_local, end_local = utc_to_local(start, zone), utc_to_local(end, zone)
+    days = (end_local.date() - start_local.date()).days
+    if days <= 0:
+        return ""
+    later = "the next day" if days == 1 else f"{days} days later"
+    return f"Ends {later}: {wall_text(end_local)}"
 
 
 def add_service_errors(form: forms.Form, exc: ValidationError) -> None:
@@ -498,20 +643,6 @@ _DEPART_DAY_CHOICES = [
     (5, "5 days later"),
     (6, "6 days later"),
 ]
-
-
-class WallTimeField(forms.TimeField):
-    """A 24-hour ``HH:MM`` typed as text, whatever the browser's locale (a ``type=time`` input
-    shows AM/PM in a US browser)."""
-
-    widget = forms.TimeInput(
-        format="%H:%M",
-        attrs={"inputmode": "numeric", "placeholder": "18:30", "size": 5, "autocomplete": "off"},
-    )
-    default_error_messages = {"invalid": "Enter a 24-hour time, like 18:30."}
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(input_formats=["%H:%M", "%H.%M", "%H%M", "%H:%M:%S"], **kwargs)
 
 
 class ScheduleForm(forms.Form):

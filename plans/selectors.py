@@ -34,6 +34,7 @@ from plans.models import (
     ScheduleEvent,
     Submission,
     SubmissionState,
+    UserPreference,
     Vehicle,
     WorkerHeartbeat,
 )
@@ -235,6 +236,16 @@ def plan_form_locations(*, current_pk: int | None = None) -> QuerySet[Location]:
     """The sites a plan can be put at: the active ones, and the plan's own even if inactive."""
     sites = Q(is_active=True) | Q(pk=current_pk) if current_pk else Q(is_active=True)
     return Location.objects.filter(sites).order_by("name")
+
+
+def user_last_site(*, user) -> Location | None:
+    """The site of ``user``'s last new plan, while it still takes new plans (else ``None``)."""
+    preference = (
+        UserPreference.objects.filter(user=user, last_location__is_active=True)
+        .select_related("last_location")
+        .first()
+    )
+    return preference.last_location if preference else None
 
 
 def plan_form_vehicles(*, current_pk: int | None = None) -> QuerySet[Vehicle]:

@@ -63,6 +63,11 @@ def utc_to_wall(instant: datetime, zone_name: str) -> datetime:
     return utc_to_local(instant, zone_name).replace(tzinfo=None)
 
 
+def site_today(zone_name: str, *, now: datetime | None = None) -> date:
+    """The date on the site's calendar right now (a new plan's default day is the one after)."""
+    return (now or datetime.now(UTC)).astimezone(ZoneInfo(zone_name)).date()
+
+
 def day_text(day: date | datetime, *, year: bool = False) -> str:
     """``Tue 25 Nov``, or ``Tue 25 Nov 2025`` with ``year``: a day as the pages write it."""
     return f"{day:%a} {day.day} {day:%b} {day.year}" if year else f"{day:%a} {day.day} {day:%b}"

@@ -19,8 +19,9 @@ def _form(vehicle, start, hours=3, **extra):
     data = {
         "vehicle": vehicle.pk,
         "location": vehicle.home_location.pk,
-        "start_local": f"{wall:%Y-%m-%dT%H:%M}",
-        "end_local": f"{wall + timedelta(hours=hours):%Y-%m-%dT%H:%M}",
+        "start_date": f"{wall:%Y-%m-%d}",
+        "start_local": f"{wall:%H:%M}",
+        "end_local": f"{wall + timedelta(hours=hours):%Y-%m-%d %H:%M}",
         "target_kind": "charge",
         "expected_charge_kwh": "60",
         "action": "save",

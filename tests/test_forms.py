@@ -1,6 +1,6 @@
 """PlanForm: the dispatcher's rules for a plan, each error beside the field it is about."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -19,21 +19,28 @@ HOURS_2 = timedelta(hours=2)
 
 
 def wall(day: date, hhmm: str) -> str:
-    """A ``datetime-local`` value as the browser sends it."""
-    return f"{day.isoformat()}T{hhmm}"
+    """An end typed with its own date (for a stay that ends later than the next morning)."""
+    return f"{day.isoformat()} {hhmm}"
 
 
-def site_wall(instant: datetime, zone: str) -> str:
-    """What the site's clock reads at ``instant``, typed into a time input."""
-    return instant.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
+def site_window(start: datetime, end: datetime, zone: str) -> dict:
+    """The date, start and end inputs for what the site's clock reads at ``start`` and ``end``
+    (the end typed with its date, so the test does not depend on the hour it runs)."""
+    start, end = start.astimezone(ZoneInfo(zone)), end.astimezone(ZoneInfo(zone))
+    return {
+        "start_date": f"{start:%Y-%m-%d}",
+        "start_local": f"{start:%H:%M}",
+        "end_local": f"{end:%Y-%m-%d %H:%M}",
+    }
 
 
 def form_data(location, /, **changes) -> dict:
     """A valid range plan for a winter day next year; ``changes`` override single inputs."""
     data = {
         "location": str(location.pk),
-        "start_local": wall(WINTER_DAY, "10:00"),
-        "end_local": wall(WINTER_DAY, "14:00"),
+        "start_date": WINTER_DAY.isoformat(),
+        "start_local": "10:00",
+        "end_local": "14:00",
         "target_kind": "range",
         "expected_range_km": "240",
         "average_consumption": "18.5",
@@ -219,15 +226,19 @@ def test_it_refuses_both_targets_with_errors_next_to_the_other_targets_fields(
             {"location": ["Choose the site the vehicle will be at."]},
         ),
         (
+            lambda loc: form_data(loc, start_date=""),
+            {"start_date": ["Enter the day the vehicle arrives, like 2025-11-25."]},
+        ),
+        (
             lambda loc: form_data(loc, start_local=""),
-            {"start_local": ["Enter when the vehicle arrives."]},
+            {"start_local": ["Enter when the vehicle arrives, like 18:30."]},
         ),
         (
             lambda loc: form_data(loc, end_local=""),
-            {"end_local": ["Enter when the vehicle leaves."]},
+            {"end_local": ["Enter when the vehicle leaves, like 05:45."]},
         ),
     ],
-    ids=["range", "charge", "site", "start", "end"],
+    ids=["range", "charge", "site", "date", "start", "end"],
 )
 def test_it_asks_for_a_missing_value_next_to_its_field(brussels, data_builder, expected_errors):
     form = PlanForm(data_builder(brussels))
@@ -268,7 +279,7 @@ def test_it_refuses_a_number_that_is_not_above_zero(brussels, field, value, mess
         ("expected_range_km", "12.5", "Enter a whole number of kilometres."),
         ("average_consumption", "18.555", "Use at most two decimals."),
         ("average_consumption", "many", "Enter a number, like 18.5."),
-        ("start_local", "tomorrow at ten", "Enter a date and time, like 2025-11-25 14:00."),
+        ("start_local", "tomorrow at ten", "Enter a 24-hour time, like 18:30."),
     ],
 )
 def test_it_explains_a_number_or_time_it_cannot_read(brussels, field, value, message):
@@ -291,19 +302,30 @@ def test_it_refuses_a_site_that_is_no_longer_active(db):
 
 
 @pytest.mark.parametrize("end", ["10:00", "09:59"], ids=["equal", "before"])
-def test_it_puts_an_end_not_after_the_start_on_the_end_field(brussels, end):
+def test_it_puts_an_end_dated_not_after_the_start_on_the_end_field(brussels, end):
     form = PlanForm(form_data(brussels, end_local=wall(WINTER_DAY, end)))
 
     assert not form.is_valid()
     assert form.errors == {"end_local": ["The end must be after the start."]}
 
 
+def test_it_refuses_a_bare_end_time_equal_to_the_start_rather_than_guess_a_day(brussels):
+    form = PlanForm(form_data(brussels, end_local="10:00"))
+
+    assert not form.is_valid()
+    assert form.errors == {
+        "end_local": [
+            "The end is the same time as the start. For a stay of a day or more, type the "
+            f"end's date too, like {WINTER_DAY + timedelta(days=1):%Y-%m-%d} 10:00."
+        ]
+    }
+
+
 def test_it_refuses_a_window_that_has_already_ended(brussels):
     now = timezone.now()
     data = form_data(
         brussels,
-        start_local=site_wall(now - timedelta(hours=5), brussels.time_zone),
-        end_local=site_wall(now - timedelta(hours=1), brussels.time_zone),
+        **site_window(now - timedelta(hours=5), now - timedelta(hours=1), brussels.time_zone),
     )
 
     form = PlanForm(data)
@@ -315,18 +337,18 @@ def test_it_refuses_a_window_that_has_already_ended(brussels):
 
 
 @pytest.mark.parametrize(
-    ("field", "typed"),
+    ("field", "typed", "year"),
     [
-        ("start_local", f"0026-{WINTER_DAY:%m-%d}T10:00"),  # "26" typed for the year
-        ("start_local", "0001-01-01T00:00"),  # the calendar's first minute, before UTC's
-        ("end_local", f"{NEXT_YEAR + 20}-01-15T14:00"),
+        ("start_date", f"0026-{WINTER_DAY:%m-%d}", "0026"),  # "26" typed for the year
+        ("start_date", "0001-01-01", "0001"),  # the calendar's first day, before UTC's first minute
+        ("start_date", f"15.01.{NEXT_YEAR + 20}", f"{NEXT_YEAR + 20}"),
+        ("end_local", f"{NEXT_YEAR + 20}-01-15 14:00", f"{NEXT_YEAR + 20}"),
     ],
 )
-def test_it_refuses_a_year_far_from_today_on_that_field(brussels, field, typed):
-    form = PlanForm(form_data(brussels, **{field: typed}))
+def test_it_refuses_a_year_far_from_today_on_that_field(brussels, field, typed, year):
+    form = PlanForm(form_data(brussels, start_local="00:00", **{field: typed}))
 
     assert not form.is_valid()
-    year = typed.split("-")[0]
     assert form.errors == {field: [f"Check the year: {year} is too far from today."]}
 
 
@@ -352,16 +374,9 @@ def test_it_measures_a_weeks_window_on_the_sites_clock_across_a_clock_change(bru
     thursday = clocks_go_back - timedelta(days=3)
     week_later = thursday + timedelta(days=7)
 
-    ok = PlanForm(
-        form_data(
-            brussels, start_local=wall(thursday, "08:00"), end_local=wall(week_later, "08:00")
-        )
-    )
-    too_long = PlanForm(
-        form_data(
-            brussels, start_local=wall(thursday, "08:00"), end_local=wall(week_later, "08:01")
-        )
-    )
+    start = {"start_date": thursday.isoformat(), "start_local": "08:00"}
+    ok = PlanForm(form_data(brussels, **start, end_local=wall(week_later, "08:00")))
+    too_long = PlanForm(form_data(brussels, **start, end_local=wall(week_later, "08:01")))
 
     assert ok.is_valid(), ok.errors
     assert too_long.errors == {
@@ -373,8 +388,7 @@ def test_it_accepts_a_window_that_started_already_and_ends_later(brussels):
     now = timezone.now()
     data = form_data(
         brussels,
-        start_local=site_wall(now - timedelta(hours=2), brussels.time_zone),
-        end_local=site_wall(now + timedelta(hours=2), brussels.time_zone),
+        **site_window(now - timedelta(hours=2), now + timedelta(hours=2), brussels.time_zone),
     )
 
     form = PlanForm(data)
@@ -414,10 +428,10 @@ def test_it_refuses_a_time_in_a_daylight_saving_change_on_that_field(
     db, zone, typed, message, field
 ):
     site = make_location(f"DST-{zone}", f"Site in {zone}", zone)
-    day = typed[:10]
+    day, at = typed.split("T")
     # The other time is a plain one on the same day; a time that names no single instant is
     # refused on its own field before the window as a whole is judged.
-    times = {"start_local": f"{day}T00:00", "end_local": f"{day}T12:00", field: typed}
+    times = {"start_date": day, "start_local": "00:00", "end_local": "12:00", field: at}
     data = form_data(site, **times)
 
     form = PlanForm(data)
@@ -434,7 +448,7 @@ def test_it_refuses_a_time_in_a_daylight_saving_change_on_that_field(
 def test_it_converts_the_same_wall_clock_to_utc_in_each_sites_zone(
     berlin, newark, day, berlin_utc, new_york_utc
 ):
-    typed = {"start_local": wall(day, "10:00"), "end_local": wall(day, "12:30")}
+    typed = {"start_date": day.isoformat(), "start_local": "10:00", "end_local": "12:30"}
     at_berlin = PlanForm(form_data(berlin, **typed))
     at_newark = PlanForm(form_data(newark, **typed))
 
@@ -459,9 +473,160 @@ def test_it_shows_a_plans_times_back_on_its_sites_clock(newark, dispatcher):
 
     initial = PlanForm.initial_from_plan(plan)
 
-    assert initial["start_local"] == datetime(NEXT_YEAR, 7, 15, 23, 30)
-    assert initial["end_local"] == datetime(NEXT_YEAR, 7, 16, 1, 30)
+    assert initial["start_date"] == date(NEXT_YEAR, 7, 15)
+    assert initial["start_local"] == time(23, 30)
+    assert initial["end_local"] == "01:30"  # earlier than the start: the next day
     assert initial["location"] == newark
+
+
+def test_it_shows_an_end_more_than_a_night_away_with_its_date_and_reads_it_back(
+    brussels, dispatcher
+):
+    start = datetime(NEXT_YEAR, 1, 15, 17, 30, tzinfo=UTC)  # 18:30 in Brussels
+    overnight = make_plan(
+        user=dispatcher,
+        location=brussels,
+        scheduled_start=start,
+        scheduled_end=start + timedelta(hours=11, minutes=15),
+    )
+    longer = make_plan(
+        user=dispatcher,
+        location=brussels,
+        scheduled_start=start,
+        scheduled_end=start + timedelta(hours=25),
+    )
+
+    assert PlanForm.initial_from_plan(overnight)["end_local"] == "05:45"
+    assert PlanForm.initial_from_plan(longer)["end_local"] == f"{NEXT_YEAR}-01-16 19:30"
+    for plan in (overnight, longer):
+        initial = PlanForm.initial_from_plan(plan)
+        form = PlanForm(
+            form_data(
+                brussels,
+                start_date=f"{initial['start_date']:%Y-%m-%d}",
+                start_local=f"{initial['start_local']:%H:%M}",
+                end_local=initial["end_local"],
+            )
+        )
+        assert form.is_valid(), form.errors
+        assert form.cleaned_data["scheduled_end"] == plan.scheduled_end
+
+
+# --- quick entry: the day, 24-hour times, overnight ends ------------------------------------------
+
+
+def test_it_reads_an_end_earlier_than_the_start_as_the_next_day(brussels):
+    form = PlanForm(form_data(brussels, start_local="18:30", end_local="05:45"))
+
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["scheduled_start"] == datetime(NEXT_YEAR, 1, 15, 17, 30, tzinfo=UTC)
+    assert form.cleaned_data["scheduled_end"] == datetime(NEXT_YEAR, 1, 16, 4, 45, tzinfo=UTC)
+    friday = date(NEXT_YEAR, 1, 16)
+    assert form.end_note == f"Ends the next day: {friday:%a} 16 Jan 05:45 CET"
+
+
+def test_it_says_nothing_about_the_day_of_an_end_on_the_same_day(brussels):
+    form = PlanForm(form_data(brussels))
+
+    assert form.is_valid(), form.errors
+    assert form.end_note == ""
+
+
+def test_it_takes_an_end_with_its_own_date_for_a_stay_over_a_day(brussels):
+    form = PlanForm(form_data(brussels, start_local="18:30", end_local=f"17.01.{NEXT_YEAR} 06:00"))
+
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["scheduled_end"] == datetime(NEXT_YEAR, 1, 17, 5, 0, tzinfo=UTC)
+    assert form.end_note == f"Ends 2 days later: {date(NEXT_YEAR, 1, 17):%a} 17 Jan 06:00 CET"
+
+
+@pytest.mark.parametrize(
+    ("field", "typed"),
+    [
+        ("start_date", f"15.01.{NEXT_YEAR}"),
+        ("start_date", f"15.1.{NEXT_YEAR}"),
+        ("start_local", "1000"),
+        ("start_local", "10.00"),
+        ("start_local", "10:00"),
+        ("end_local", "1400"),
+        ("end_local", f"{WINTER_DAY.isoformat()} 14:00"),
+        ("end_local", f"{WINTER_DAY.isoformat()}T14:00"),
+        ("end_local", f"15.01.{NEXT_YEAR} 14.00"),
+    ],
+)
+def test_it_accepts_the_ways_people_type_a_day_and_a_time(brussels, field, typed):
+    form = PlanForm(form_data(brussels, **{field: typed}))
+
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["scheduled_start"] == datetime(NEXT_YEAR, 1, 15, 9, tzinfo=UTC)
+    assert form.cleaned_data["scheduled_end"] == datetime(NEXT_YEAR, 1, 15, 13, tzinfo=UTC)
+
+
+DAY_FORMAT = "Enter the date as YYYY-MM-DD or DD.MM.YYYY, like 2025-11-25."
+TIME_FORMAT = "Enter a 24-hour time, like 18:30."
+END_FORMAT = "Enter a 24-hour time like 05:45, or a date and time like 2025-11-27 05:45."
+
+
+@pytest.mark.parametrize(
+    ("field", "typed", "message"),
+    [
+        ("start_date", f"01/15/{NEXT_YEAR}", DAY_FORMAT),  # month first: not guessed
+        ("start_date", f"{NEXT_YEAR}-02-30", DAY_FORMAT),
+        ("start_date", "tomorrow", DAY_FORMAT),
+        ("start_local", "25:00", TIME_FORMAT),
+        ("start_local", "6pm", TIME_FORMAT),
+        ("start_local", "6:00 PM", TIME_FORMAT),
+        ("start_local", "18:3", TIME_FORMAT),
+        ("end_local", "5:45 tomorrow", END_FORMAT),
+        ("end_local", f"{NEXT_YEAR}/01/16 05:45", END_FORMAT),
+        ("end_local", "24:00", END_FORMAT),
+        ("end_local", "+1 05:45", END_FORMAT),
+    ],
+)
+def test_it_says_how_to_type_a_day_or_time_it_cannot_read_next_to_that_field(
+    brussels, field, typed, message
+):
+    form = PlanForm(form_data(brussels, **{field: typed}))
+
+    assert not form.is_valid()
+    assert form.errors == {field: [message]}
+
+
+@pytest.mark.parametrize(
+    ("month", "start", "message"),
+    [
+        (3, "22:00", "does not exist in Europe/Brussels: the clocks jump forward then."),
+        (10, "20:00", "happens twice in Europe/Brussels: the clocks go back then."),
+    ],
+    ids=["gap", "overlap"],
+)
+def test_it_refuses_an_overnight_end_in_a_daylight_saving_change_with_its_real_date(
+    brussels, month, start, message
+):
+    last = date(NEXT_YEAR, month, 31)
+    change = last - timedelta(days=(last.weekday() + 1) % 7)  # the last Sunday
+    saturday = change - timedelta(days=1)
+
+    form = PlanForm(
+        form_data(brussels, start_date=saturday.isoformat(), start_local=start, end_local="02:30")
+    )
+
+    assert not form.is_valid()
+    assert form.errors == {
+        "end_local": [f"{change.isoformat()} 02:30 {message} {CHANGE}"],
+    }
+
+
+def test_it_types_the_times_as_text_whatever_the_browsers_locale(brussels):
+    html = "".join(str(PlanForm()[name]) for name in ("start_date", "start_local", "end_local"))
+
+    assert "datetime-local" not in html
+    assert 'type="date"' not in html
+    assert 'placeholder="2025-11-25"' in html
+    assert 'placeholder="18:30"' in html
+    assert 'placeholder="05:45"' in html
+    assert 'inputmode="numeric"' in html
+    assert html.count("pattern=") == 3
 
 
 # --- MINT's 400 messages -------------------------------------------------------------------------

@@ -70,8 +70,9 @@ def plan_at(*, user, start: datetime, hours: int = 3, **extra) -> Plan:
 def form_post(location, **changes) -> dict:
     data = {
         "location": str(location.pk),
-        "start_local": f"{WINTER_DAY.isoformat()}T10:00",
-        "end_local": f"{WINTER_DAY.isoformat()}T14:00",
+        "start_date": WINTER_DAY.isoformat(),
+        "start_local": "10:00",
+        "end_local": "14:00",
         "target_kind": "range",
         "expected_range_km": "240",
         "average_consumption": "18.5",
@@ -755,7 +756,7 @@ def test_it_saves_nothing_for_an_invalid_form_and_shows_errors_next_to_fields(
     dispatcher_client, brussels
 ):
     data = form_post(
-        brussels, expected_charge_kwh="60", end_local=f"{WINTER_DAY.isoformat()}T09:00"
+        brussels, expected_charge_kwh="60", end_local=f"{WINTER_DAY.isoformat()} 09:00"
     )
 
     response = dispatcher_client.post("/plans/new/", data)
@@ -770,9 +771,13 @@ def test_it_saves_nothing_for_an_invalid_form_and_shows_errors_next_to_fields(
     assert "Error: Charge is only for a charge plan; clear it or choose Charge." in charge_field
     assert "Error:" not in range_field
     assert "Check the plan: 2 problems" in page
-    assert f'value="{WINTER_DAY.isoformat()}T10:00"' in page
+    assert f'value="{WINTER_DAY.isoformat()}"' in page
+    assert 'value="10:00"' in page
     assert 'value="60"' in page
-    assert 'aria-describedby="id_end_local_error id_end_local_utc"' in page
+    assert (
+        'aria-describedby="id_end_local_error id_end_local_utc id_end_local_day '
+        'id_end_local_helptext"'
+    ) in page
 
 
 def test_it_shows_the_service_refusing_a_closed_site_next_to_the_site(
@@ -801,7 +806,9 @@ def test_it_prefills_a_copy_of_a_plan(dispatcher_client, dispatcher, newark):
     page = dispatcher_client.get(f"/plans/new/?copy={original.pk}").content.decode()
 
     assert f'A copy of <a href="/plans/{original.pk}/">plan {original.pk}</a>' in page
-    assert f'value="{WINTER_DAY.isoformat()}T10:00"' in page
+    assert f'name="start_date" value="{WINTER_DAY.isoformat()}"' in page
+    assert 'name="start_local" value="10:00"' in page
+    assert 'name="end_local" value="13:00"' in page
     assert 'value="60"' in page
     assert Plan.objects.count() == 1
 
@@ -844,8 +851,13 @@ def test_it_prefills_the_edit_form_on_the_sites_clock(dispatcher_client, dispatc
 
     page = dispatcher_client.get(f"/plans/{plan.pk}/edit/").content.decode()
 
-    assert f'value="{WINTER_DAY.isoformat()}T22:00"' in page
-    assert f'value="{WINTER_DAY + timedelta(days=1)}T01:00"' in page
+    assert f'name="start_date" value="{WINTER_DAY.isoformat()}"' in page
+    assert 'name="start_local" value="22:00"' in page
+    assert 'name="end_local" value="01:00"' in page  # earlier than the start: the next day
+    next_day = WINTER_DAY + timedelta(days=1)
+    assert text_of(element_by_id(page, "id_end_local_day")) == (
+        f"Ends the next day: {next_day:%a} {next_day.day} {next_day:%b} 01:00 EST"
+    )
 
 
 def test_it_shows_mints_messages_next_to_the_fields_when_editing_a_rejected_plan(
@@ -916,8 +928,9 @@ def test_it_duplicates_a_plan_through_a_prefilled_form_that_saves_a_new_draft(
     data = {
         "location": str(initial["location"].pk),
         # The copy is for the next day (an unchanged copy is the same plan: a guard warns).
-        "start_local": f"{initial['start_local'] + timedelta(days=1):%Y-%m-%dT%H:%M}",
-        "end_local": f"{initial['end_local'] + timedelta(days=1):%Y-%m-%dT%H:%M}",
+        "start_date": f"{initial['start_date'] + timedelta(days=1):%Y-%m-%d}",
+        "start_local": f"{initial['start_local']:%H:%M}",
+        "end_local": initial["end_local"],
         "target_kind": initial["target_kind"],
         "expected_range_km": str(initial["expected_range_km"]),
         "average_consumption": str(initial["average_consumption"]),

@@ -29,6 +29,7 @@ from plans.models.plans import (
     plan_window_errors,
     validate_one_line_text,
 )
+from plans.models.preferences import UserPreference
 from plans.models.sites import Location
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "Submission",
     "SubmissionState",
     "TargetKind",
+    "UserPreference",
     "Vehicle",
     "WorkerHeartbeat",
     "plan_window_errors",

@@ -10,6 +10,7 @@ writes. Each function is keyword-only and atomic; history rows are only ever app
 - ``circuit``: the circuit breaker every worker shares in front of ``POST /plan/``
 - ``token``: MINT's access token in one row shared by every worker, and the client using it
 - ``monitoring``: worker heartbeats and MINT health checks
+- ``preferences``: what the portal remembers for a user (the site of their last new plan)
 - ``accounts``: the second factor (authenticator app, recovery codes) and the login audit log
 - ``feeds``: calendar feed tokens (made, revoked, used)
 """
@@ -73,6 +74,7 @@ from plans.services.plan import (
     plan_update,
     plans_submit,
 )
+from plans.services.preferences import preference_site_remember
 from plans.services.schedules import (
     SCHEDULE_FIELDS,
     schedule_create,
@@ -130,6 +132,7 @@ __all__ = [
     "plan_warnings_refresh",
     "plans_guard",
     "plans_submit",
+    "preference_site_remember",
     "recovery_codes_renew",
     "schedule_create",
     "schedule_effect",

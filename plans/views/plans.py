@@ -1,6 +1,8 @@
 """Plan pages: the list, the form (new, edit, duplicate), the plan page and its actions."""
 
 import uuid
+from datetime import date, timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -10,11 +12,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from plans import selectors, services
 from plans.forms import PlanCancelForm, PlanFilterForm, PlanForm
-from plans.models import PENDING_STATES, Plan, PlanState
+from plans.models import PENDING_STATES, Plan, PlanState, TargetKind
+from plans.timezones import day_text, site_today, utc_to_local, utc_to_wall, wall_text
 from plans.views.common import (
     CHANGE_PERM,
     MAX_ID,
@@ -83,6 +87,7 @@ def _save_and_maybe_submit(
             plan = services.plan_create(
                 user=request.user, reason=reason, accept_warnings=accept, **form.plan_values()
             )
+            services.preference_site_remember(user=request.user, location=plan.location)
         else:
             plan = services.plan_update(
                 plan=plan,
@@ -114,17 +119,81 @@ def _saved_message(plan: Plan, submitted: bool, verb: str) -> str:
     return f"Plan {plan.pk} {verb} as a draft (revision {plan.revision}). Submit it when ready."
 
 
+def _quick_entry_message(plan: Plan) -> str:
+    """After "Save draft and add next": which plan was saved (a link to it), its window on the
+    site's clock, and where that day's drafts are submitted from."""
+    zone = plan.location.time_zone
+    start = utc_to_local(plan.scheduled_start, zone)
+    end = utc_to_local(plan.scheduled_end, zone)
+    days = (end.date() - start.date()).days
+    later = {0: "", 1: " (ends the next day)"}.get(days, f" (ends {days} days later)")
+    drafts = (
+        reverse("plans:plan_list")
+        + "?"
+        + urlencode(
+            {"site": plan.location_id, "state": PlanState.DRAFT, "day": f"{start:%Y-%m-%d}"}
+        )
+    )
+    return format_html(
+        '<a href="{}">Plan {}</a> saved as a draft: {}{}, {} {} – {}{}. '
+        'Type the next plan below; <a href="{}">submit the drafts of that day</a> when done.',
+        reverse("plans:plan_detail", args=[plan.pk]),
+        plan.pk,
+        f"{plan.vehicle.name} at " if plan.vehicle else "",
+        plan.location.name,
+        day_text(start),
+        f"{start:%H:%M}",
+        wall_text(end) if days else f"{end:%H:%M} {end.tzname()}",
+        later,
+        drafts,
+    )
+
+
+def _next_plan_url(plan: Plan) -> str:
+    """The form again for the next plan: the same site, day and kind of target."""
+    day = utc_to_wall(plan.scheduled_start, plan.location.time_zone).date()
+    query = {"site": plan.location_id, "day": day.isoformat(), "target": plan.target_kind}
+    return reverse("plans:plan_create") + "?" + urlencode(query)
+
+
+def _new_plan_initial(request: HttpRequest) -> dict:
+    """A new plan starts at the site asked for (?site=, from "add next") or the last one the
+    dispatcher used, on the day asked for (?day=) or tomorrow on that site's calendar, with the
+    kind of target asked for (?target=). A value it cannot use is left out, not refused: these
+    are only defaults."""
+    initial = {}
+    sites = selectors.plan_form_locations()
+    site = None
+    if is_number(request.GET.get("site", "")) and int(request.GET["site"]) <= MAX_ID:
+        site = sites.filter(pk=int(request.GET["site"])).first()
+    site = site or selectors.user_last_site(user=request.user)
+    if site is not None:
+        initial["location"] = site
+    zone = site.time_zone if site else settings.TIME_ZONE
+    try:
+        initial["start_date"] = date.fromisoformat(request.GET.get("day", ""))
+    except ValueError:
+        initial["start_date"] = site_today(zone, now=timezone.now()) + timedelta(days=1)
+    if request.GET.get("target") in TargetKind.values:
+        initial["target_kind"] = request.GET["target"]
+    return initial
+
+
 @require_http_methods(["GET", "POST"])
 def plan_create(request: HttpRequest) -> HttpResponse:
     require(request, CHANGE_PERM)
-    initial = {}
     copied_from = None
     # "Duplicate" opens this form filled from another plan (?copy=<pk>, kept on the POST too);
     # nothing exists until it is saved, so a copy someone walks away from leaves no draft.
     if is_number(request.GET.get("copy", "")):
         copied_from = plan_or_404(int(request.GET["copy"]))
         initial = PlanForm.initial_from_plan(copied_from)
+    else:
+        initial = _new_plan_initial(request) if request.method == "GET" else {}
     form = PlanForm(request.POST or None, initial=initial)
+    if not form.is_bound:
+        # The cursor starts on the vehicle, also without script: the quickest first key.
+        form.fields["vehicle"].widget.attrs["autofocus"] = True
     if request.method == "POST" and form.is_valid():
         reason = f"Copied from plan {copied_from.pk}." if copied_from else ""
         try:
@@ -136,6 +205,9 @@ def plan_create(request: HttpRequest) -> HttpResponse:
         except services.PlanActionError as exc:
             form.add_error(None, str(exc))
         else:
+            if request.POST.get("action") == "next":
+                messages.success(request, _quick_entry_message(plan))
+                return redirect(_next_plan_url(plan))
             submitted = request.POST.get("action") == "submit"
             messages.success(request, _saved_message(plan, submitted, "saved"))
             return redirect("plans:plan_detail", pk=plan.pk)

@@ -3,7 +3,8 @@
      fields are disabled so they are not sent;
    - "≈ X kWh" appears when a range and a consumption are both filled in;
    - each local time shows its UTC equivalent in the chosen site's zone, and warns when the time
-     falls into a daylight-saving gap or overlap (the server refuses those too). */
+     falls into a daylight-saving gap or overlap (the server refuses those too);
+   - the end says on which day it falls ("Ends the next day: Tue 2 Dec 05:45 CET"). */
 (function () {
   "use strict";
 
@@ -266,58 +267,186 @@
     return zones[locationSelect.value] || "";
   }
 
-  function updateUtc(input) {
-    var hint = document.querySelector('[data-utc-for="' + input.id + '"]');
+  // --- date + start + end, typed as text on the site's clock ----------------------------------
+  // The server's rules (plans/forms.py): a day is YYYY-MM-DD or DD.MM.YYYY; a time is 24-hour
+  // HH:MM (also HH.MM or HHMM); a bare end time earlier than the start is on the next day, and
+  // the end may carry its own date for a longer stay.
+
+  var DAY_NAMES = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+  var MONTH_NAMES = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+  function parseDay(text) {
+    text = String(text || "").trim();
+    var iso = /^(\d{4})-(\d{1,2})-(\d{1,2})$/.exec(text);
+    var dotted = /^(\d{1,2})\.(\d{1,2})\.(\d{4})$/.exec(text);
+    var y, m, d;
+    if (iso) {
+      y = +iso[1]; m = +iso[2]; d = +iso[3];
+    } else if (dotted) {
+      y = +dotted[3]; m = +dotted[2]; d = +dotted[1];
+    } else {
+      return null;
+    }
+    var check = new Date(Date.UTC(2000, m - 1, d));
+    check.setUTCFullYear(y);
+    if (check.getUTCMonth() !== m - 1 || check.getUTCDate() !== d) {
+      return null;
+    }
+    return { y: y, m: m, d: d };
+  }
+
+  function parseTime(text) {
+    var match = /^(\d{1,2})[:.]?(\d{2})$/.exec(String(text || "").trim());
+    if (!match || +match[1] > 23 || +match[2] > 59) {
+      return null;
+    }
+    return { h: +match[1], min: +match[2] };
+  }
+
+  // {day: {y, m, d} or null, time: {h, min}} or null
+  function parseEnd(text) {
+    var parts = String(text || "").trim().replace("T", " ").split(/\s+/);
+    if (parts.length === 1) {
+      var time = parseTime(parts[0]);
+      return time ? { day: null, time: time } : null;
+    }
+    if (parts.length === 2) {
+      var day = parseDay(parts[0]);
+      var at = parseTime(parts[1]);
+      return day && at ? { day: day, time: at } : null;
+    }
+    return null;
+  }
+
+  function wallMsOf(day, time) {
+    var date = new Date(Date.UTC(2000, day.m - 1, day.d, time.h, time.min));
+    date.setUTCFullYear(day.y);
+    return date.getTime();
+  }
+
+  function yearProblem(day) {
+    if (day && Math.abs(day.y - new Date().getFullYear()) > 1) {
+      return "Check the year: " + String(day.y).padStart(4, "0") + " is too far from today.";
+    }
+    return "";
+  }
+
+  // "CET", "EST", "GMT" where the zone has such a name; else "UTC+03:00".
+  function zoneAbbreviation(instant, zone) {
+    var locales = ["en-GB", "en-US"];
+    for (var i = 0; i < locales.length; i++) {
+      try {
+        var name = new Intl.DateTimeFormat(locales[i], { timeZone: zone, timeZoneName: "short" })
+          .formatToParts(new Date(instant))
+          .filter(function (part) {
+            return part.type === "timeZoneName";
+          })[0];
+        if (name && /^[A-Z]{2,5}$/.test(name.value)) {
+          return name.value;
+        }
+      } catch (e) {
+        break;
+      }
+    }
+    return offsetText(instant, zone);
+  }
+
+  // "Tue 2 Dec 05:45" for a wall-clock time held as milliseconds.
+  function wallText(wallMs) {
+    var d = new Date(wallMs);
+    return (
+      DAY_NAMES[d.getUTCDay()] + " " + d.getUTCDate() + " " + MONTH_NAMES[d.getUTCMonth()] +
+      " " + pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes())
+    );
+  }
+
+  function showHint(input, text, problem) {
+    var hint = input && document.querySelector('[data-utc-for="' + input.id + '"]');
     if (!hint) {
       return;
     }
-    hint.classList.remove("utc-hint-problem");
-    var zone = selectedZone();
-    var match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(input.value);
-    if (!match) {
-      hint.textContent = "";
-      return;
-    }
+    hint.classList.toggle("utc-hint-problem", Boolean(problem));
+    hint.textContent = text;
+  }
+
+  // The UTC line under a time: the instant and the site clock's offset, or why there is none.
+  function utcLine(input, wallMs, zone) {
     if (!zone) {
-      hint.textContent = "Choose a site to see this time in UTC.";
-      return;
+      showHint(input, "Choose a site to see this time in UTC.", false);
+      return null;
     }
-    // The server's rule too: a two-digit year typed as "26" arrives here as 0026.
-    if (Math.abs(+match[1] - new Date().getFullYear()) > 1) {
-      hint.classList.add("utc-hint-problem");
-      hint.textContent =
-        "Check the year: " + match[1] + " is too far from today.";
-      return;
-    }
-    var wallMs = Date.UTC(+match[1], +match[2] - 1, +match[3], +match[4], +match[5]);
     var instants;
     try {
       instants = instantsFor(wallMs, zone);
     } catch (e) {
-      hint.textContent = "";
-      return;
+      showHint(input, "", false);
+      return null;
     }
     if (instants.length === 1) {
-      hint.textContent =
-        "= " + utcText(instants[0]) + " · site clock " + offsetText(instants[0], zone);
-    } else if (instants.length === 0) {
-      hint.classList.add("utc-hint-problem");
-      hint.textContent =
-        "This time does not exist in " + zone + ": the clocks jump forward then.";
+      showHint(input, "= " + utcText(instants[0]) + " · site clock " + offsetText(instants[0], zone), false);
+      return instants[0];
+    }
+    if (instants.length === 0) {
+      showHint(input, "This time does not exist in " + zone + ": the clocks jump forward then.", true);
     } else {
-      hint.classList.add("utc-hint-problem");
-      hint.textContent =
-        "This time happens twice in " + zone + ": the clocks go back then.";
+      showHint(input, "This time happens twice in " + zone + ": the clocks go back then.", true);
+    }
+    return null;
+  }
+
+  var dayInput = document.getElementById("id_start_date");
+  var startInput = document.getElementById("id_start_local");
+  var endInput = document.getElementById("id_end_local");
+  var dayHint = document.getElementById("id_end_local_day");
+  var timeInputs = [dayInput, startInput, endInput].filter(Boolean);
+
+  function updateTimes() {
+    if (!dayInput || !startInput || !endInput) {
+      return;
+    }
+    var zone = selectedZone();
+    var day = parseDay(dayInput.value);
+    var start = parseTime(startInput.value);
+    var end = parseEnd(endInput.value);
+    var startWall = null;
+    var endWall = null;
+    if (day && start && yearProblem(day)) {
+      showHint(startInput, yearProblem(day), true);
+    } else if (day && start) {
+      startWall = wallMsOf(day, start);
+      utcLine(startInput, startWall, zone);
+    } else {
+      showHint(startInput, "", false);
+    }
+    if (end && end.day && yearProblem(end.day)) {
+      showHint(endInput, yearProblem(end.day), true);
+    } else if (end && end.day) {
+      endWall = wallMsOf(end.day, end.time);
+    } else if (end && day && start && !yearProblem(day)) {
+      var sameOrLater = end.time.h * 60 + end.time.min - (start.h * 60 + start.min);
+      if (sameOrLater === 0) {
+        showHint(endInput, "The end is the same time as the start: for a stay of a day or more, type the end's date too.", true);
+      } else {
+        endWall = wallMsOf(day, end.time) + (sameOrLater < 0 ? 86400000 : 0);
+      }
+    } else {
+      showHint(endInput, "", false);
+    }
+    var endInstant = endWall === null ? null : utcLine(endInput, endWall, zone);
+    if (dayHint) {
+      var days = startWall === null || endWall === null ? 0 : Math.round((Math.floor(endWall / 86400000) - Math.floor(startWall / 86400000)));
+      if (days > 0) {
+        dayHint.textContent =
+          "Ends " + (days === 1 ? "the next day" : days + " days later") + ": " + wallText(endWall) +
+          (endInstant !== null ? " " + zoneAbbreviation(endInstant, zone) : "");
+      } else {
+        dayHint.textContent = "";
+      }
     }
   }
 
-  var timeInputs = [
-    document.getElementById("id_start_local"),
-    document.getElementById("id_end_local"),
-  ].filter(Boolean);
-
   function updateAllTimes() {
-    timeInputs.forEach(updateUtc);
+    updateTimes();
     if (zoneHint) {
       var zone = selectedZone();
       zoneHint.textContent = zone
@@ -327,12 +456,8 @@
   }
 
   timeInputs.forEach(function (input) {
-    input.addEventListener("input", function () {
-      updateUtc(input);
-    });
-    input.addEventListener("change", function () {
-      updateUtc(input);
-    });
+    input.addEventListener("input", updateTimes);
+    input.addEventListener("change", updateTimes);
   });
   if (locationSelect) {
     locationSelect.addEventListener("change", updateAllTimes);
@@ -341,7 +466,10 @@
   // The fields' state when a page with errors comes back from the server.
   showTarget();
   updateAllTimes();
-  var summary = document.getElementById("error-summary");
+  // After a refused save the focus goes to what to read first: the errors, else the warnings
+  // (whose "Save anyway" box is then a few Tab presses away).
+  var summary =
+    document.getElementById("error-summary") || document.getElementById("warning-summary");
   if (summary) {
     summary.focus();
   }
