@@ -1,4 +1,4 @@
-"""Quick entry on the plan form: "Save draft and add next", the day defaulting to tomorrow on the
+"""Quick entry on the plan form: "Save and add next", the day defaulting to tomorrow on the
 site's calendar, and the last site each dispatcher used."""
 
 import re
@@ -119,11 +119,11 @@ def test_it_does_not_offer_add_next_on_an_edit(dispatcher_client, dispatcher):
     edit = dispatcher_client.get(f"/plans/{plan.pk}/edit/").content.decode()
     new = dispatcher_client.get("/plans/new/").content.decode()
 
-    assert "Save draft and add next" not in edit
+    assert "Save and add next" not in edit
     assert "autofocus" not in edit
     assert (
         '<button type="submit" name="action" value="next" class="button" '
-        'aria-keyshortcuts="Control+Shift+Enter Meta+Shift+Enter">Save draft and add next</button>'
+        'aria-keyshortcuts="Control+Shift+Enter Meta+Shift+Enter">Save and add next</button>'
     ) in new
     assert 'aria-keyshortcuts="Control+Enter Meta+Enter">Save draft</button>' in new
 

@@ -46,6 +46,13 @@ def test_it_has_no_axe_violations_on_the_main_pages(live_server, page, artifacts
     assert expect_errors.count() > 0
     assert_no_violations(page, "plan form with errors")
 
+    page.goto(f"{live_server.url}/plans/new/")
+    page.get_by_role("heading", name="New plan").click()  # out of the vehicle field
+    page.keyboard.press("?")
+    page.get_by_role("dialog", name="Keyboard shortcuts").wait_for()
+    assert_no_violations(page, "plan form with the keyboard shortcuts open")
+    page.keyboard.press("Escape")
+
     page.goto(f"{live_server.url}/schedules/{Schedule.objects.first().pk}/edit/")
     page.get_by_role("button", name="Review the effect").click()
     page.locator("#schedule-effect").wait_for()

@@ -88,8 +88,9 @@ def fill_plan_form(page, live_server, *, range_km: str) -> None:
     day = (timezone.now() + timedelta(days=1)).date().isoformat()
     page.goto(f"{live_server.url}/plans/new/")
     page.get_by_label("Site", exact=True).select_option(label=BERLIN)
-    page.get_by_label("Start (site time)").fill(f"{day}T09:00")
-    page.get_by_label("End (site time)").fill(f"{day}T12:00")
+    page.get_by_label("Date", exact=True).fill(day)
+    page.get_by_label("Start (site time)").fill("09:00")
+    page.get_by_label("End (site time)").fill("12:00")
     page.get_by_role("radio", name="Range").check()
     page.get_by_label("Expected range (km)").fill(range_km)
 

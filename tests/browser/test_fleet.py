@@ -68,8 +68,10 @@ def test_picking_a_vehicle_fills_the_form_and_the_guards_speak_beside_the_field(
         target_kind="charge",
         expected_charge_kwh=50,
     )
-    page.get_by_label("Start (site time)").fill(f"{wall + timedelta(hours=2):%Y-%m-%dT%H:%M}")
-    page.get_by_label("End (site time)").fill(f"{wall + timedelta(hours=5):%Y-%m-%dT%H:%M}")
+    arrives, leaves = wall + timedelta(hours=2), wall + timedelta(hours=5)
+    page.get_by_label("Date", exact=True).fill(f"{arrives:%Y-%m-%d}")
+    page.get_by_label("Start (site time)").fill(f"{arrives:%H:%M}")
+    page.get_by_label("End (site time)").fill(f"{leaves:%Y-%m-%d %H:%M}")
     page.screenshot(path=artifacts / "fleet-plan-form-vehicle.png", full_page=True)
     page.get_by_role("button", name="Save draft").click()
 

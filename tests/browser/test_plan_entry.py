@@ -60,8 +60,9 @@ def local_window(day: date, start: str, end: str, zone: str) -> str:
 
 
 def fill_times(page, day: date, start: str, end: str) -> None:
-    page.get_by_label("Start (site time)").fill(f"{day.isoformat()}T{start}")
-    page.get_by_label("End (site time)").fill(f"{day.isoformat()}T{end}")
+    page.get_by_label("Date", exact=True).fill(day.isoformat())
+    page.get_by_label("Start (site time)").fill(start)
+    page.get_by_label("End (site time)").fill(end)
 
 
 def saved_plan_id(page, live_server) -> int:
@@ -84,7 +85,7 @@ def test_it_lets_a_dispatcher_enter_plans_on_each_sites_clock(
     expect(page.locator("#id_start_local_utc")).to_have_text(
         "This time does not exist in Europe/Brussels: the clocks jump forward then."
     )
-    page.get_by_label("Start (site time)").fill(f"0026-{day:%m-%d}T10:00")
+    page.get_by_label("Date", exact=True).fill(f"0026-{day:%m-%d}")
     expect(page.locator("#id_start_local_utc")).to_have_text(
         "Check the year: 0026 is too far from today."
     )
@@ -161,7 +162,7 @@ def test_it_shows_the_errors_of_an_invalid_plan_next_to_the_fields(browser, live
         day = plan_day()
         page.goto(f"{live_server.url}/plans/new/")
         page.get_by_label("Site", exact=True).select_option(label=BRUSSELS)
-        fill_times(page, day, "14:00", "10:00")
+        fill_times(page, day, "14:00", f"{day.isoformat()} 10:00")
         page.get_by_role("radio", name="Range").check()
         page.get_by_label("Expected range (km)").fill("240")
         page.get_by_label("Expected charge (kWh)").fill("60")
@@ -178,7 +179,7 @@ def test_it_shows_the_errors_of_an_invalid_plan_next_to_the_fields(browser, live
         expect(page.locator("#field-expected_range_km .field-errors")).to_have_count(0)
         expect(page.get_by_label("Expected range (km)")).to_have_value("240")
         expect(page.get_by_label("Expected charge (kWh)")).to_have_value("60")
-        expect(page.get_by_label("End (site time)")).to_have_value(f"{day.isoformat()}T10:00")
+        expect(page.get_by_label("End (site time)")).to_have_value(f"{day.isoformat()} 10:00")
         page.screenshot(path=artifacts / "plan_form_errors.png", full_page=True)
         assert Plan.objects.count() == before
     finally:
