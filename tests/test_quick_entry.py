@@ -176,6 +176,20 @@ def test_it_asks_about_warnings_then_saves_anyway_and_adds_next(dispatcher_clien
     assert query_of(saved["Location"])["target"] == "charge"
 
 
+def test_it_says_on_which_day_an_overnight_end_falls_when_the_form_comes_back(
+    dispatcher_client, brussels
+):
+    response = dispatcher_client.post("/plans/new/", entry(brussels, expected_range_km=""))
+
+    assert response.status_code == 200
+    friday = WINTER_DAY + timedelta(days=1)
+    page = response.content.decode()
+    assert (
+        f'<p class="day-hint" id="id_end_local_day" aria-live="polite">'
+        f"Ends the next day: {friday:%a} 16 Jan 05:45 CET</p>"
+    ) in page
+
+
 def test_it_submits_nothing_with_add_next(dispatcher_client, brussels):
     dispatcher_client.post("/plans/new/", entry(brussels))
 
