@@ -90,6 +90,7 @@ def test_it_saves_a_draft_and_opens_a_fresh_form_on_the_same_site_and_day(
     assert "vehicle" not in form.initial and "start_local" not in form.initial
     assert re.search(r'<select name="vehicle"[^>]* autofocus[ >]', page)
     assert page.count("autofocus") == 1
+    assert "data-unsaved" not in page  # "n" may leave a form nobody has typed into
 
 
 def test_it_names_the_plan_just_saved_with_a_link_and_its_overnight_window(
@@ -147,6 +148,7 @@ def test_it_keeps_the_entry_and_saves_nothing_when_add_next_hits_an_error(
     page = response.content.decode()
     assert 'name="end_local" value="05:45"' in page
     assert "autofocus" not in page  # the error summary takes the focus
+    assert '<form method="post" class="plan-form card" novalidate data-unsaved>' in page
     assert not UserPreference.objects.exists()
 
 

@@ -272,8 +272,11 @@
   // HH:MM (also HH.MM or HHMM); a bare end time earlier than the start is on the next day, and
   // the end may carry its own date for a longer stay.
 
+  var DAY_MS = 86400000;
   var DAY_NAMES = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-  var MONTH_NAMES = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  var MONTH_NAMES = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+  ];
 
   function parseDay(text) {
     text = String(text || "").trim();
@@ -281,9 +284,13 @@
     var dotted = /^(\d{1,2})\.(\d{1,2})\.(\d{4})$/.exec(text);
     var y, m, d;
     if (iso) {
-      y = +iso[1]; m = +iso[2]; d = +iso[3];
+      y = +iso[1];
+      m = +iso[2];
+      d = +iso[3];
     } else if (dotted) {
-      y = +dotted[3]; m = +dotted[2]; d = +dotted[1];
+      y = +dotted[3];
+      m = +dotted[2];
+      d = +dotted[1];
     } else {
       return null;
     }
@@ -336,7 +343,8 @@
     var locales = ["en-GB", "en-US"];
     for (var i = 0; i < locales.length; i++) {
       try {
-        var name = new Intl.DateTimeFormat(locales[i], { timeZone: zone, timeZoneName: "short" })
+        var options = { timeZone: zone, timeZoneName: "short" };
+        var name = new Intl.DateTimeFormat(locales[i], options)
           .formatToParts(new Date(instant))
           .filter(function (part) {
             return part.type === "timeZoneName";
@@ -355,8 +363,15 @@
   function wallText(wallMs) {
     var d = new Date(wallMs);
     return (
-      DAY_NAMES[d.getUTCDay()] + " " + d.getUTCDate() + " " + MONTH_NAMES[d.getUTCMonth()] +
-      " " + pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes())
+      DAY_NAMES[d.getUTCDay()] +
+      " " +
+      d.getUTCDate() +
+      " " +
+      MONTH_NAMES[d.getUTCMonth()] +
+      " " +
+      pad(d.getUTCHours()) +
+      ":" +
+      pad(d.getUTCMinutes())
     );
   }
 
@@ -383,13 +398,16 @@
       return null;
     }
     if (instants.length === 1) {
-      showHint(input, "= " + utcText(instants[0]) + " · site clock " + offsetText(instants[0], zone), false);
+      var utc = "= " + utcText(instants[0]) + " · site clock " + offsetText(instants[0], zone);
+      showHint(input, utc, false);
       return instants[0];
     }
     if (instants.length === 0) {
-      showHint(input, "This time does not exist in " + zone + ": the clocks jump forward then.", true);
+      var gap = "This time does not exist in " + zone + ": the clocks jump forward then.";
+      showHint(input, gap, true);
     } else {
-      showHint(input, "This time happens twice in " + zone + ": the clocks go back then.", true);
+      var overlap = "This time happens twice in " + zone + ": the clocks go back then.";
+      showHint(input, overlap, true);
     }
     return null;
   }
@@ -423,22 +441,31 @@
     } else if (end && end.day) {
       endWall = wallMsOf(end.day, end.time);
     } else if (end && day && start && !yearProblem(day)) {
-      var sameOrLater = end.time.h * 60 + end.time.min - (start.h * 60 + start.min);
-      if (sameOrLater === 0) {
-        showHint(endInput, "The end is the same time as the start: for a stay of a day or more, type the end's date too.", true);
+      var minutesLater = end.time.h * 60 + end.time.min - (start.h * 60 + start.min);
+      if (minutesLater === 0) {
+        showHint(
+          endInput,
+          "The end is the same time as the start: for a stay of a day or more, type the end's " +
+            "date too.",
+          true
+        );
       } else {
-        endWall = wallMsOf(day, end.time) + (sameOrLater < 0 ? 86400000 : 0);
+        // Earlier than the start: the next day.
+        endWall = wallMsOf(day, end.time) + (minutesLater < 0 ? DAY_MS : 0);
       }
     } else {
       showHint(endInput, "", false);
     }
     var endInstant = endWall === null ? null : utcLine(endInput, endWall, zone);
     if (dayHint) {
-      var days = startWall === null || endWall === null ? 0 : Math.round((Math.floor(endWall / 86400000) - Math.floor(startWall / 86400000)));
+      var days = 0;
+      if (startWall !== null && endWall !== null) {
+        days = Math.floor(endWall / DAY_MS) - Math.floor(startWall / DAY_MS);
+      }
       if (days > 0) {
-        dayHint.textContent =
-          "Ends " + (days === 1 ? "the next day" : days + " days later") + ": " + wallText(endWall) +
-          (endInstant !== null ? " " + zoneAbbreviation(endInstant, zone) : "");
+        var later = days === 1 ? "the next day" : days + " days later";
+        var abbreviation = endInstant !== null ? " " + zoneAbbreviation(endInstant, zone) : "";
+        dayHint.textContent = "Ends " + later + ": " + wallText(endWall) + abbreviation;
       } else {
         dayHint.textContent = "";
       }

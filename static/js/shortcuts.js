@@ -4,7 +4,8 @@
    - Keys with Ctrl/⌘ work everywhere, in fields too (that is their point on the plan form).
    - Single keys ("n", "?") never fire while typing in a field, with a modifier held, or when
      switched off in the shortcuts dialog (WCAG 2.1.4; remembered in this browser).
-   - A single key that leaves the page ("n") does nothing while a form on it has unsaved changes.
+   - A single key that leaves the page ("n") does nothing while a form on it has unsaved changes
+     (typed since the page loaded, or sent back by the server with errors: `data-unsaved`).
    - "?" (or the footer button) opens the list in a modal <dialog>; Esc closes it and the focus
      goes back where it was. */
 (function () {
@@ -45,7 +46,13 @@
   // "Control+Shift+Enter" → {key: "enter", control: true, shift: true, alt: false, meta: false}
   function parse(combo) {
     var parts = combo.split("+");
-    var spec = { key: parts.pop().toLowerCase(), control: false, shift: false, alt: false, meta: false };
+    var spec = {
+      key: parts.pop().toLowerCase(),
+      control: false,
+      shift: false,
+      alt: false,
+      meta: false,
+    };
     parts.forEach(function (part) {
       spec[part.toLowerCase()] = true;
     });
@@ -141,7 +148,7 @@
         if (off || typingIn(event.target)) {
           return;
         }
-        if (element.tagName === "A" && dirty) {
+        if (element.tagName === "A" && (dirty || document.querySelector("form[data-unsaved]"))) {
           return; // Leaving would lose what was typed.
         }
       }
