@@ -120,7 +120,7 @@ def _saved_message(plan: Plan, submitted: bool, verb: str) -> str:
 
 
 def _quick_entry_message(plan: Plan) -> str:
-    """After "Save draft and add next": which plan was saved (a link to it), its window on the
+    """After "Save and add next": which plan was saved (a link to it), its window on the
     site's clock, and where that day's drafts are submitted from."""
     zone = plan.location.time_zone
     start = utc_to_local(plan.scheduled_start, zone)
