@@ -256,6 +256,15 @@ def test_it_puts_the_day_at_tomorrow_on_the_preselected_sites_calendar(
 
     assert form.initial["start_date"] == at_three.date() + timedelta(days=days_ahead)
     assert form.initial["location"] == location
+    assert form.fields["start_date"].widget.attrs["data-tomorrow"] == ""
+
+
+def test_it_marks_only_a_defaulted_day_to_follow_the_site_picked(dispatcher_client, brussels):
+    defaulted = dispatcher_client.get("/plans/new/").content.decode()
+    kept = dispatcher_client.get(f"/plans/new/?day={WINTER_DAY.isoformat()}").content.decode()
+
+    assert re.search(r'<input type="text" name="start_date"[^>]* data-tomorrow', defaulted)
+    assert "data-tomorrow" not in kept
 
 
 @pytest.mark.parametrize(

@@ -174,6 +174,7 @@ def _new_plan_initial(request: HttpRequest) -> dict:
         initial["start_date"] = date.fromisoformat(request.GET.get("day", ""))
     except ValueError:
         initial["start_date"] = site_today(zone, now=timezone.now()) + timedelta(days=1)
+        initial["start_date_is_tomorrow"] = True
     if request.GET.get("target") in TargetKind.values:
         initial["target_kind"] = request.GET["target"]
     return initial
@@ -194,6 +195,10 @@ def plan_create(request: HttpRequest) -> HttpResponse:
     if not form.is_bound:
         # The cursor starts on the vehicle, also without script: the quickest first key.
         form.fields["vehicle"].widget.attrs["autofocus"] = True
+    if initial.get("start_date_is_tomorrow"):
+        # Tomorrow on the calendar of the site picked next, too (plan_form.js): the site may be
+        # on another day than the one the default was worked out for.
+        form.fields["start_date"].widget.attrs["data-tomorrow"] = ""
     if request.method == "POST" and form.is_valid():
         reason = f"Copied from plan {copied_from.pk}." if copied_from else ""
         try:

@@ -472,7 +472,38 @@
     }
   }
 
+  // A default date ("tomorrow", data-tomorrow) follows the site picked: tomorrow is not the same
+  // day everywhere. A date the dispatcher typed, or kept from the last plan, stays.
+  var defaultDay = dayInput && dayInput.hasAttribute("data-tomorrow") ? dayInput.value : null;
+
+  function tomorrowIn(zone) {
+    var parts = {};
+    formatter(zone)
+      .formatToParts(new Date())
+      .forEach(function (part) {
+        parts[part.type] = part.value;
+      });
+    var next = new Date(
+      Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day) + 1)
+    );
+    return next.getUTCFullYear() + "-" + pad(next.getUTCMonth() + 1) + "-" + pad(next.getUTCDate());
+  }
+
+  function followTomorrow() {
+    var zone = selectedZone();
+    if (defaultDay === null || !zone || dayInput.value !== defaultDay) {
+      return;
+    }
+    try {
+      defaultDay = tomorrowIn(zone);
+    } catch (e) {
+      return;
+    }
+    dayInput.value = defaultDay;
+  }
+
   function updateAllTimes() {
+    followTomorrow();
     updateTimes();
     if (zoneHint) {
       var zone = selectedZone();

@@ -62,8 +62,6 @@ def test_it_enters_three_overnight_plans_with_the_keyboard_only(us_page, live_se
     page.keyboard.press("n")
     page.wait_for_url(f"{live_server.url}/plans/new/")
     expect(page.get_by_label("Vehicle (optional)")).to_be_focused()
-    tomorrow = (timezone.now() + timedelta(days=1)).astimezone(BRUSSELS).date()
-    expect(page.get_by_label("Date", exact=True)).to_have_value(tomorrow.isoformat())
     expect(page.get_by_label("Date", exact=True)).to_have_attribute("type", "text")
     loads.clear()
     depot = Location.objects.get(name="Brussels Depot")
@@ -77,6 +75,10 @@ def test_it_enters_three_overnight_plans_with_the_keyboard_only(us_page, live_se
         page.keyboard.press("Tab")  # date
         expect(page.get_by_label("Date", exact=True)).to_be_focused()
         if number == 0:
+            # No site remembered yet: the day became tomorrow on Brussels' calendar when the
+            # vehicle brought its site.
+            tomorrow = timezone.now().astimezone(BRUSSELS).date() + timedelta(days=1)
+            expect(page.get_by_label("Date", exact=True)).to_have_value(tomorrow.isoformat())
             page.keyboard.press("Control+a")
             page.keyboard.type(day.strftime("%d.%m.%Y"))
         else:
@@ -125,6 +127,29 @@ def test_it_enters_three_overnight_plans_with_the_keyboard_only(us_page, live_se
         assert plan.state == PlanState.DRAFT
     assert [p.expected_range_km for p in plans] == [200, 220, 240]
     assert errors == []
+
+
+def test_it_puts_tomorrow_on_the_calendar_of_the_site_picked(page, live_server):
+    # 02:00 UTC: already today in Brussels, still yesterday evening in Newark.
+    login(page, live_server, *DISPATCHER)
+    at_two = timezone.now().replace(hour=2, minute=0, second=0, microsecond=0)
+    page.clock.set_fixed_time(at_two)
+    page.goto(f"{live_server.url}/plans/new/")
+    date_input = page.get_by_label("Date", exact=True)
+
+    page.get_by_label("Site", exact=True).select_option(
+        label="Newark Yard · US-EWR-03 · America/New_York"
+    )
+    expect(date_input).to_have_value(at_two.date().isoformat())
+    page.get_by_label("Site", exact=True).select_option(
+        label="Brussels Depot · BE-BRU-01 · Europe/Brussels"
+    )
+    expect(date_input).to_have_value((at_two.date() + timedelta(days=1)).isoformat())
+    date_input.fill("24.12.2027")  # typed: it stays, whatever the site
+    page.get_by_label("Site", exact=True).select_option(
+        label="Newark Yard · US-EWR-03 · America/New_York"
+    )
+    expect(date_input).to_have_value("24.12.2027")
 
 
 def test_it_opens_the_shortcuts_help_with_a_question_mark_and_closes_it_with_escape(
