@@ -98,7 +98,8 @@
     });
   }
   if (opener && dialog) {
-    opener.hidden = false;
+    // Shown only with this script: without it the button would open nothing.
+    document.getElementById("shortcuts-footer").hidden = false;
     opener.addEventListener("click", openDialog);
   }
   if (toggle) {
