@@ -1,8 +1,10 @@
 """Forms for the plan pages: they validate and normalise; ``plans.services`` decides.
 
-Times are typed as the site's wall clock, so ``PlanForm`` is a plain form: it turns the two
-local times into UTC instants in the chosen site's zone (refusing DST gaps and overlaps), and
-the service, not the form, writes the plan.
+Times are typed as the site's wall clock, so ``PlanForm`` is a plain form: it turns the date
+and the two local times (an end earlier than the start being the next day) into UTC instants in
+the chosen site's zone (refusing DST gaps and overlaps), and the service, not the form, writes
+the plan. Dates and times are text inputs, never ``type=date``/``datetime-local``, whose format
+follows the browser's locale.
 """
 
 import re
