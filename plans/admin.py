@@ -12,6 +12,7 @@ from django.utils.html import format_html
 
 from plans.models import (
     DeliveryAttempt,
+    FeedToken,
     HealthCheck,
     Location,
     Plan,
@@ -22,6 +23,7 @@ from plans.models import (
     Vehicle,
     WorkerHeartbeat,
 )
+from plans.services.feeds import feed_tokens_revoke
 from plans.services.guards import plan_warnings_refresh_for
 
 
@@ -248,3 +250,23 @@ class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class HealthCheckAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("checked_at", "result", "http_status", "latency_ms", "error")
     list_filter = ("result", "checked_at")
+
+
+@admin.register(FeedToken)
+class FeedTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Calendar feed tokens: who holds one, when it was last used, and a way to revoke it
+    (only a hash of the secret is stored, so the secret itself is never shown)."""
+
+    list_display = ("user", "label", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at", "created_at")
+    search_fields = ("user__username", "label", "prefix")
+    exclude = ("secret_hash",)
+    actions = ("revoke",)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("plans.change_feedtoken")
+
+    @admin.action(description="Revoke the selected calendar tokens", permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset) -> None:
+        revoked = feed_tokens_revoke(pks=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{revoked} calendar token(s) revoked; their feeds answer 404.")

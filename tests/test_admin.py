@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from plans.models import Plan
+from plans.models import FeedToken, Plan
+from plans.services import feed_token_create
 from tests.conftest import login_with_second_factor
 from tests.factories import make_plan, make_vehicle
 
@@ -70,3 +71,26 @@ def test_plans_and_schedules_cannot_be_written_in_admin(client, admin_user):
     response = client.post(f"/admin/plans/plan/{plan.pk}/change/", {"expected_range_km": "1"})
     assert response.status_code == 403
     assert Plan.objects.get().expected_range_km == 240
+
+
+def test_an_administrator_revokes_a_users_calendar_token_and_its_feeds_close(
+    client, admin_user, dispatcher
+):
+    site = make_plan(user=dispatcher).location
+    made = feed_token_create(user=dispatcher, label="Depot PC")
+    feed = f"/feeds/{made.secret}/sites/{site.pk}.ics"
+    assert client.get(feed).status_code == 200
+
+    login_with_second_factor(client, admin_user)
+    page = client.get("/admin/plans/feedtoken/").content.decode()
+    assert "Depot PC" in page and made.secret not in page
+    assert client.get(f"/admin/plans/feedtoken/{made.token.pk}/change/").status_code == 200
+    response = client.post(
+        "/admin/plans/feedtoken/",
+        {"action": "revoke", "_selected_action": [made.token.pk]},
+        follow=True,
+    )
+    assert "1 calendar token(s) revoked" in response.content.decode()
+    assert FeedToken.objects.get().revoked_at is not None
+    client.logout()
+    assert client.get(feed).status_code == 404

@@ -80,6 +80,14 @@ def feed_token_revoke(*, user: AbstractBaseUser, pk: int) -> FeedToken:
     return token
 
 
+def feed_tokens_revoke(*, pks: list[int]) -> int:
+    """Revoke any users' live tokens (an administrator's action in Django admin, e.g. for a
+    laptop that was lost); returns how many were live."""
+    return FeedToken.objects.filter(pk__in=pks, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
 def feed_token_use(*, secret: str) -> FeedToken | None:
     """The live token ``secret`` names, with its user loaded, noting that it was used; ``None``
     for a secret that names no token or a revoked one (the caller must not tell them apart)."""
