@@ -821,3 +821,79 @@ class ScheduleEndForm(forms.Form):
         input_formats=["%Y-%m-%d"],
         error_messages={"required": "Enter the schedule's last day."},
     )
+
+
+class ImportUploadForm(forms.Form):
+    """A spreadsheet to preview as plans (``plans.services.imports``)."""
+
+    file = forms.FileField(
+        label="File (CSV or Excel .xlsx)",
+        help_text="At most 5 MB and 10,000 rows. Nothing is saved until you confirm the preview.",
+        error_messages={"required": "Choose the file to import."},
+    )
+    complete = forms.BooleanField(
+        label="This file is the complete plan for these sites and days",
+        required=False,
+        help_text="Plans at the file's sites on the file's days that no row matches will be "
+        "called off (the preview lists them).",
+    )
+
+
+class CopyDayForm(forms.Form):
+    """Copy every plan of one day at a site (or every site) to another day or days."""
+
+    location = LocationChoiceField(
+        label="Site",
+        queryset=Location.objects.none(),
+        required=False,
+        empty_label="All sites",
+    )
+    day = forms.DateField(
+        label="Copy the plans of",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"required": "Choose the day to copy.", "invalid": "Enter a date."},
+    )
+    first = forms.DateField(
+        label="To the day",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"required": "Choose the day to copy to.", "invalid": "Enter a date."},
+    )
+    last = forms.DateField(
+        label="Through the day (optional)",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="For a range of days; empty: only the one day.",
+        error_messages={"invalid": "Enter a date."},
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["location"].queryset = Location.objects.filter(is_active=True)
+
+    def clean(self) -> dict:
+        from plans.services.imports import COPY_MAX_DAYS
+
+        cleaned = super().clean()
+        day, first = cleaned.get("day"), cleaned.get("first")
+        if day is None or first is None:
+            return cleaned
+        last = cleaned.get("last") or first
+        cleaned["last"] = last
+        if last < first:
+            self.add_error("last", "The last day must be on or after the first.")
+        elif (last - first).days >= COPY_MAX_DAYS:
+            self.add_error("last", f"Copy to at most {COPY_MAX_DAYS} days at once.")
+        elif first <= day <= last:
+            self.add_error("first", "Copy to other days than the one copied.")
+        return cleaned
+
+
+class BatchConfirmForm(forms.Form):
+    """Confirm a bulk preview: accept its warnings, and submit what it saves."""
+
+    accept_warnings = forms.BooleanField(
+        label="Save anyway: I have read the warnings above", required=False
+    )
+    submit = forms.BooleanField(
+        label="Submit the new and changed plans to MINT now", required=False
+    )

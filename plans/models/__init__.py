@@ -14,6 +14,7 @@ from plans.models.delivery import (
 )
 from plans.models.feeds import FeedToken
 from plans.models.fleet import WEEKDAYS, Schedule, ScheduleEvent, ScheduleException, Vehicle
+from plans.models.imports import PREVIEW_LIFETIME, ImportBatch
 from plans.models.monitoring import WORKER_SILENCE, HealthCheck, MintStatus, WorkerHeartbeat
 from plans.models.plans import (
     CALLED_OFF_STATES,
@@ -38,11 +39,13 @@ __all__ = [
     "PENDING_STATES",
     "PLAN_MAX_AHEAD",
     "PLAN_MAX_WINDOW",
+    "PREVIEW_LIFETIME",
     "WEEKDAYS",
     "WORKER_SILENCE",
     "DeliveryAttempt",
     "FeedToken",
     "HealthCheck",
+    "ImportBatch",
     "Location",
     "MintCircuit",
     "MintStatus",

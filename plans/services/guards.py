@@ -250,18 +250,25 @@ class _Known:
         self.alike[_identity(stay)].append(stay)
 
 
-def plans_guard(*, candidates: list[PlanCandidate], saved: bool = False) -> list[GuardReport]:
+def plans_guard(
+    *,
+    candidates: list[PlanCandidate],
+    saved: bool = False,
+    called_off: set[int] | frozenset[int] = frozenset(),
+) -> list[GuardReport]:
     """The guards' findings for each candidate, in order, in two queries for the whole batch.
 
     New candidates (``saved=False``) are each also checked against the ones before them in the
     batch, as if saved in that order. ``saved=True`` re-reads plans that are already in the
     database (their pks given), each against all the others, to bring stored warnings up to date.
+    ``called_off``: saved plans the same batch calls off (an import that is the complete plan of
+    its days), met by no one, as once they are withdrawn.
     """
     if not candidates:
         return []
     known = _Known(saved=saved)
     # New versions of saved plans stand for them: the old rows are not met, by anyone.
-    replaced = set() if saved else {c.pk for c in candidates if c.pk}
+    replaced = set(called_off) | (set() if saved else {c.pk for c in candidates if c.pk})
     for stay in _stays(candidates):
         if stay.pk not in replaced:
             known.add(stay)

@@ -14,6 +14,14 @@ from plans.views.fleet import (
     schedule_preview,
     vehicle_list,
 )
+from plans.views.imports import (
+    batch_confirm,
+    batch_errors,
+    batch_preview,
+    copy_day,
+    import_start,
+    import_template,
+)
 from plans.views.plans import (
     plan_cancel,
     plan_create,
@@ -27,10 +35,16 @@ from plans.views.plans import (
 )
 
 __all__ = [
+    "batch_confirm",
+    "batch_errors",
+    "batch_preview",
+    "copy_day",
     "dashboard",
     "feed_site",
     "feed_vehicle",
     "healthz",
+    "import_start",
+    "import_template",
     "mint_health",
     "plan_cancel",
     "plan_create",
