@@ -205,9 +205,7 @@ def _wall_time(cell: Cell, order: str) -> datetime:
     elif kind == "slash" and b > 12 >= a:
         a, b = b, a
     try:
-        return datetime(year, b, a, int(clock[0]), int(clock[1]), int(clock[2] or 0)).replace(
-            second=0
-        )
+        return datetime(year, b, a, int(clock[0]), int(clock[1]))
     except ValueError:
         raise _CellError(f"“{text}” is not a real date and time.") from None
 
@@ -578,7 +576,8 @@ def import_preview(
         row.label = f"row {number} of this file"
         rows.append(row)
     saved = _saved_plans(rows)
-    cancels = _match(rows, saved) if complete else []
+    unmatched = _match(rows, saved)
+    cancels = unmatched if complete else []
     _outcomes(rows, called_off={p.pk for p in cancels})
     headers = {column: sheet.headers[index] for column, index in sheet.columns.items()}
     return _save_batch(
