@@ -763,9 +763,7 @@ def test_it_draws_the_preview_in_the_same_number_of_queries_for_1_or_60_rows(
     assert page.content.decode().count('class="batch-new"') == 60
 
 
-def test_it_works_out_a_preview_in_the_same_number_of_queries_for_1_or_60_rows(
-    dispatcher, fleet
-):
+def test_it_works_out_a_preview_in_the_same_number_of_queries_for_1_or_60_rows(dispatcher, fleet):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 

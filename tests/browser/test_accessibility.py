@@ -1,7 +1,10 @@
 """axe-core in real Chromium finds no accessibility violation on the pages dispatchers use."""
 
+from datetime import timedelta
+
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.utils import timezone
 
 from plans.models import Plan, Schedule
 from tests.browser_fixture import login
@@ -13,6 +16,24 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def assert_no_violations(page, name: str) -> None:
     results = Axe().run(page)
     assert results.violations_count == 0, f"{name}:\n{results.generate_report()}"
+
+
+def _import_preview():
+    """A preview with a new row, a row with a warning and a row with an error."""
+    from django.contrib.auth.models import User
+
+    from plans.services.imports import import_preview
+
+    day = (timezone.now() + timedelta(days=12)).date()
+    rows = [
+        f"DE-BER-02;bus 11;{day} 08:00;{day} 10:00;;;60;",
+        f"DE-BER-02;bus 12;{day} 08:00;{day} 09:00;;;900;",
+        f"XX-NOPE;bus 13;{day} 08:00;{day} 10:00;;;60;",
+    ]
+    data = "\n".join(["site;vehicle;start;end;range;consumption;charge;note", *rows])
+    return import_preview(
+        user=User.objects.get(username="dispatcher"), file_name="day.csv", data=data.encode()
+    )
 
 
 def test_it_has_no_axe_violations_on_the_main_pages(live_server, page, artifacts, console_errors):
@@ -35,6 +56,9 @@ def test_it_has_no_axe_violations_on_the_main_pages(live_server, page, artifacts
         "schedule form": "/schedules/new/",
         "schedule page": f"/schedules/{Schedule.objects.first().pk}/",
         "schedule edit": f"/schedules/{Schedule.objects.first().pk}/edit/",
+        "import": "/plans/import/",
+        "copy a day": "/plans/copy-day/",
+        "import preview": f"/plans/bulk/{_import_preview().pk}/",
     }
     for name, path in pages.items():
         page.goto(f"{live_server.url}{path}")
