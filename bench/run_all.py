@@ -2,8 +2,9 @@
 
 Each script runs in its own process (a fresh Django and database): pages.py (which seeds N
 plans between its empty and full measurements, printing the seeding table too), then
-delivery.py, then schedules.py (on SQLite and PostgreSQL). Exits non-zero only when a script
-fails; missed targets are printed, not raised, because these are measurements, not tests.
+delivery.py, then schedules.py and import.py (each on SQLite and PostgreSQL). Exits non-zero
+only when a script fails; missed targets are printed, not raised, because these are
+measurements, not tests.
 
 Run:  .venv/bin/python bench/run_all.py [--plans 100000] [--messages 2000] [--requests 50]
 Quick:  .venv/bin/python bench/run_all.py --plans 5000 --messages 300 --requests 30 --vehicles 100
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2_000)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--vehicles", type=int, default=500)
+    parser.add_argument("--import-rows", type=int, default=10_000)
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -36,6 +38,7 @@ def main() -> None:
         ("pages", ["--plans", str(args.plans), "--requests", str(args.requests)]),
         ("delivery", ["--messages", str(args.messages)]),
         ("schedules", ["--vehicles", str(args.vehicles)]),
+        ("import", ["--rows", str(args.import_rows)]),
     ]
     failed = []
     for name, extra in runs:

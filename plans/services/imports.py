@@ -22,6 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -109,7 +110,7 @@ class _Row:
     diffs: list[str] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
 
-    @property
+    @cached_property
     def key(self) -> tuple | None:
         """What a row and a saved plan are matched on: site, vehicle, start day on its clock."""
         if self.location is None or self.start is None:
@@ -270,7 +271,7 @@ class _Lookups:
 
 def _read_row(number: int, cells: list[Cell], sheet: Sheet, order: str, known: _Lookups) -> _Row:
     """One row by the plan's rules; each problem named with its column as the file heads it."""
-    row = _Row(number=number, raw=[_text(c) for c in cells])
+    row = _Row(number=number)
 
     def cell(column: str) -> Cell:
         index = sheet.columns.get(column)
@@ -366,6 +367,9 @@ def _read_row(number: int, cells: list[Cell], sheet: Sheet, order: str, known: _
         except ValidationError as exc:
             fail("note", exc.messages[0])
     row.status_note = note
+    if row.errors:
+        # Kept to give the row back in the errors file, as it was written.
+        row.raw = [_text(c) for c in cells]
     return row
 
 
