@@ -19,6 +19,8 @@ from datetime import date, datetime, time
 
 #: Refused above this size: a day of a large depot is a few hundred kB.
 MAX_FILE_BYTES = 5 * 1024 * 1024
+#: Refused when an .xlsx unpacks to more than this: 10,000 rows of plans are a few MB of XML.
+MAX_UNPACKED_BYTES = 100 * 1024 * 1024
 #: Refused above this many rows with content (the header aside).
 MAX_ROWS = 10_000
 
@@ -233,14 +235,23 @@ def _read_csv(data: bytes) -> Sheet:
 
 def _has_formulas(data: bytes) -> bool:
     """Whether any worksheet holds a formula (``<f>`` elements), read from the zip directly so
-    the common file without one is parsed once."""
+    the common file without one is parsed once. Refuses a workbook that unpacks to far more
+    than a sheet of plans can be (a "zip bomb")."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if sum(info.file_size for info in archive.infolist()) > MAX_UNPACKED_BYTES:
+            raise ImportFileError(
+                f"The workbook unpacks to more than {MAX_UNPACKED_BYTES // 1024 // 1024} MB, "
+                f"far more than {MAX_ROWS:,} rows of plans. Save only the sheet of plans."
+            )
         for entry in archive.namelist():
             if entry.startswith("xl/worksheets/") and entry.endswith(".xml"):
                 with archive.open(entry) as part:
-                    content = part.read()
-                if b"<f>" in content or b"<f " in content:
-                    return True
+                    tail = b""
+                    while chunk := part.read(1 << 20):
+                        window = tail + chunk
+                        if b"<f>" in window or b"<f " in window:
+                            return True
+                        tail = window[-2:]
     return False
 
 
@@ -257,6 +268,8 @@ def _read_xlsx(data: bytes) -> Sheet:
     try:
         formulas = _has_formulas(data)
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except ImportFileError:
+        raise
     except Exception:  # openpyxl raises many kinds for a zip that is not a workbook
         raise ImportFileError(
             "The file is not a readable Excel workbook (.xlsx). Open it in Excel, save it "

@@ -401,6 +401,12 @@ def test_it_refuses_whole_files_it_cannot_import_with_a_plain_reason(dispatcher,
     assert "protected by a password" in refused(encrypted, "secret.xlsx")
     assert "old Excel file (.xls)" in refused(ole, "old.xls")
     assert "not a readable Excel workbook" in refused(b"PK\x03\x04garbage", "broken.xlsx")
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "xl/worksheets/sheet1.xml", b"\x00" * (import_files.MAX_UNPACKED_BYTES + 1)
+        )
+    assert "unpacks to more than 100 MB" in refused(bomb.getvalue(), "bomb.xlsx")
     assert "neither CSV text nor an Excel workbook" in refused(b"\x00\x01\x02abc")
     not_template = refused(csv_file([["a", "b"]], header=["vehicle", "when", "kwh"]))
     assert "not the import template" in not_template
@@ -776,3 +782,21 @@ def test_it_works_out_a_preview_in_the_same_number_of_queries_for_1_or_60_rows(d
         assert len(batch.rows) == n
         counts.append(len(queries.captured_queries))
     assert counts[0] == counts[1]
+
+
+def test_it_refuses_a_confirm_when_a_warning_appeared_since_the_preview(dispatcher, fleet):
+    day = plan_day()
+    row = ["BE-BRU-01", "", when(day, "08:00"), when(day, "10:00"), "", "", "30", ""]
+    batch = preview(dispatcher, csv_file([row]))
+    assert batch.rows[0]["warnings"] == []
+    services.plan_create(
+        user=dispatcher,
+        location=fleet["site"],
+        scheduled_start=datetime.fromisoformat(batch.rows[0]["values"]["start"]),
+        scheduled_end=datetime.fromisoformat(batch.rows[0]["values"]["end"]),
+        target_kind="charge",
+        expected_charge_kwh=30,
+    )
+    with pytest.raises(ImportRefused, match="since your preview, the guards warn"):
+        batch_apply(batch=batch, user=dispatcher)
+    assert Plan.objects.count() == 1

@@ -809,9 +809,14 @@ def batch_apply(
         if report.warnings
     ]
     if warned and not accept_warnings:
-        raise _refuse_rows(
-            warned, "the guards warn about some rows; tick “Save anyway” to save them. Warnings:"
-        )
+        if any(row["warnings"] for row in rows):
+            what = "the guards warn about some rows; tick “Save anyway” to save them. Warnings:"
+        else:
+            what = (
+                "since your preview, the guards warn about some rows; preview again to see "
+                "them all. Warnings:"
+            )
+        raise _refuse_rows(warned, what)
     changed_items = [(row, item) for row, item in items if item.plan is not None]
     new_items = [
         (item, report)
