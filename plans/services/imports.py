@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
-from functools import cached_property
+from functools import cached_property, partial
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -256,6 +256,24 @@ class _Lookups:
     sites: dict[str, Location]
     vehicles: dict[str, Vehicle]
     now: datetime
+    #: Answers already worked out in this preview: a depot's file repeats the same few times
+    #: (every bus arrives at 18:30), and reading one costs more than looking it up.
+    memo: dict = field(default_factory=dict)
+
+    def once(self, key: tuple, compute):
+        """``compute()``, worked out once per ``key``; its ``_CellError`` / ``LocalTimeError``
+        raised again (a new one each time) on every later call."""
+        try:
+            ok, value = self.memo[key]
+        except KeyError:
+            try:
+                ok, value = True, compute()
+            except (_CellError, LocalTimeError) as exc:
+                ok, value = False, (type(exc), str(exc))
+            self.memo[key] = (ok, value)
+        if not ok:
+            raise value[0](value[1])
+        return value
 
     @classmethod
     def load(cls, now: datetime) -> "_Lookups":
@@ -315,7 +333,10 @@ def _read_row(number: int, cells: list[Cell], sheet: Sheet, order: str, known: _
 
     walls = {}
     for column in ("start", "end"):
-        wall = read(column, lambda value: _wall_time(value, order))
+        wall = read(
+            column,
+            lambda value: known.once(("wall", value, order), lambda: _wall_time(value, order)),
+        )
         if wall is None:
             if not any(c == column for c, _ in row.errors):
                 when = "arrives" if column == "start" else "leaves"
@@ -327,7 +348,8 @@ def _read_row(number: int, cells: list[Cell], sheet: Sheet, order: str, known: _
         walls[column] = wall
         if row.location is not None:
             try:
-                instant = local_to_utc(wall, row.location.time_zone)
+                zone = row.location.time_zone
+                instant = known.once(("utc", wall, zone), partial(local_to_utc, wall, zone))
             except LocalTimeError as exc:
                 fail(column, str(exc))
                 continue
@@ -336,8 +358,10 @@ def _read_row(number: int, cells: list[Cell], sheet: Sheet, order: str, known: _
         if row.end <= row.start:
             fail("end", "The end must be after the start.")
         else:
-            problems = plan_window_errors(
-                row.start, row.end, zone=row.location.time_zone, now=known.now
+            zone = row.location.time_zone
+            problems = known.once(
+                ("window", row.start, row.end, zone),
+                lambda: plan_window_errors(row.start, row.end, zone=zone, now=known.now),
             )
             for name, text in problems.items():
                 fail("start" if name == "scheduled_start" else "end", text)
@@ -510,20 +534,20 @@ def _outcome(row: _Row) -> str:
     return "change" if row.diffs else "unchanged"
 
 
-def _preview_row(row: _Row, headers: dict[str, str]) -> dict:
+def _preview_row(row: _Row, headers: dict[str, str], known: _Lookups) -> dict:
     """A row as the preview page draws it and the confirm applies it (JSON)."""
     site, vehicle = row.location, row.vehicle
+    window = ""
+    if row.start and row.end and row.end > row.start:
+        key = ("shown", row.start, row.end, site.time_zone)
+        window = known.once(key, lambda: window_local(row.start, row.end, site.time_zone))
     return {
         "row": row.number,
         "label": row.label,
         "outcome": _outcome(row),
         "site": site.name if site else "",
         "vehicle": vehicle.name if vehicle else "",
-        "window": (
-            window_local(row.start, row.end, site.time_zone)
-            if row.start and row.end and row.end > row.start
-            else ""
-        ),
+        "window": window,
         "target": target_summary(row) if not row.errors else "",
         "note": row.status_note,
         "plan": row.plan.pk if row.plan else None,
@@ -598,7 +622,7 @@ def import_preview(
             "formulas_used": sheet.formulas_used,
             "slash_order": order,
         },
-        rows=[_preview_row(row, headers) for row in rows],
+        rows=[_preview_row(row, headers, known) for row in rows],
         cancels=[_cancel_entry(p) for p in cancels],
     )
 
@@ -653,7 +677,7 @@ def copy_day_preview(
         owner=user,
         source_name=f"{where}, {day_text(day, year=True)} → {span}"[:255],
         options={"day": day.isoformat(), "first": first.isoformat(), "last": last.isoformat()},
-        rows=[_preview_row(row, headers) for row in rows],
+        rows=[_preview_row(row, headers, known) for row in rows],
     )
 
 
