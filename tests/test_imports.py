@@ -800,3 +800,18 @@ def test_it_refuses_a_confirm_when_a_warning_appeared_since_the_preview(dispatch
     with pytest.raises(ImportRefused, match="since your preview, the guards warn"):
         batch_apply(batch=batch, user=dispatcher)
     assert Plan.objects.count() == 1
+
+
+def test_it_refuses_to_call_off_a_plan_that_is_being_sent(dispatcher, fleet):
+    day = plan_day()
+    made = batch_apply(batch=preview(dispatcher, csv_file(rows_for(day, 2))), user=dispatcher)
+    complete = preview(dispatcher, csv_file(rows_for(day, 1)), complete=True)
+    assert [c["plan"] for c in complete.cancels] == made.created[1:]
+    sending = Plan.objects.filter(pk=made.created[1])
+    sending.update(state=PlanState.SENDING)  # as a worker's claim would, counters aside
+    try:
+        with pytest.raises(ImportRefused, match="being sent to MINT right now"):
+            batch_apply(batch=complete, user=dispatcher)
+    finally:
+        sending.update(state=PlanState.DRAFT)
+    assert Plan.objects.filter(state=PlanState.DRAFT).count() == 2

@@ -805,12 +805,15 @@ def batch_apply(
     _check_unchanged(batch, rows)
     result = ApplyResult()
     for entry in batch.cancels:
-        plan = plan_cancel(
-            plan=Plan(pk=entry["plan"]),
-            user=user,
-            reason=f"Not in {batch.source_name}, imported as the complete plan of its sites and "
-            f"days",
-        )
+        try:
+            plan = plan_cancel(
+                plan=Plan(pk=entry["plan"]),
+                user=user,
+                reason=f"Not in {batch.source_name}, imported as the complete plan of its sites "
+                f"and days",
+            )
+        except PlanActionError as exc:
+            raise ImportRefused(f"Nothing was saved: plan {entry['plan']}: {exc}") from None
         result.cancelled.append(plan.pk)
     items = [(row, _row_from_values(row, sites, vehicles)) for row in rows]
     problems = []
