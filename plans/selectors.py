@@ -551,3 +551,48 @@ def feed_sources() -> tuple[list[Location], list[Vehicle]]:
     """Every site and vehicle a feed can be made for (all of them: view rights are not per
     site), for the page that shows a new token's feed URLs."""
     return list(Location.objects.order_by("name")), list(Vehicle.objects.order_by("name"))
+# --- sites and their timeline -------------------------------------------------------------------
+
+
+def site_list() -> list[Location]:
+    """Every site with how many active vehicles call it home: one query."""
+    return list(
+        Location.objects.annotate(
+            vehicle_count=Count("home_vehicles", filter=Q(home_vehicles__is_active=True))
+        ).order_by("-is_active", "name")
+    )
+
+
+def timeline_plans(
+    *,
+    start: datetime,
+    end: datetime,
+    location_id: int | None = None,
+    called_off: bool = False,
+) -> list[PlanRow]:
+    """The plans whose window overlaps [start, end), at one site or all: one query.
+
+    A plan lasts at most ``PLAN_MAX_WINDOW`` (on the site's clock, so a day more in UTC
+    terms is safe), so its start is bounded below too: the scan reads an index range of a
+    few days (``plan_site_start_state_idx`` for a site, ``plan_start_idx`` for all sites)
+    instead of every plan that ever started before the window's end.
+    """
+    plans = Plan.objects.filter(
+        scheduled_start__gt=start - PLAN_MAX_WINDOW - timedelta(days=1),
+        scheduled_start__lt=end,
+        scheduled_end__gt=start,
+    )
+    if location_id is not None:
+        plans = plans.filter(location_id=location_id)
+    if not called_off:
+        plans = plans.exclude(state__in=CALLED_OFF_STATES)
+    return _plan_rows(plans.order_by("scheduled_start", "id"))
+
+
+def timeline_vehicles(*, location_id: int) -> list[str]:
+    """The names of the site's active home vehicles: each gets a row, planned or not."""
+    return list(
+        Vehicle.objects.filter(home_location_id=location_id, is_active=True)
+        .order_by("name")
+        .values_list("name", flat=True)
+    )

@@ -37,6 +37,9 @@ urlpatterns = [
         name="schedule_exception_lift",
     ),
     path("schedules/<int:pk>/end/", views.schedule_end, name="schedule_end"),
+    path("sites/", views.site_list, name="site_list"),
+    path("sites/timeline/", views.sites_timeline, name="sites_timeline"),
+    path("sites/<int:pk>/", views.site_timeline, name="site_timeline"),
     path("mint-health/", views.mint_health, name="mint_health"),
     # Calendar feeds: the token is the credential (plans.views.feeds); logs mask it.
     path("feeds/<str:token>/sites/<int:pk>.ics", views.feed_site, name="feed_site"),

@@ -33,6 +33,7 @@ from plans.views.plans import (
     plan_submit,
     plans_submit_selected,
 )
+from plans.views.timeline import site_list, site_timeline, sites_timeline
 
 __all__ = [
     "batch_confirm",
@@ -63,5 +64,8 @@ __all__ = [
     "schedule_exception_lift",
     "schedule_list",
     "schedule_preview",
+    "site_list",
+    "site_timeline",
+    "sites_timeline",
     "vehicle_list",
 ]

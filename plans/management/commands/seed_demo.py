@@ -96,6 +96,19 @@ PLANS = [
     ),
     ("US-EWR-03", "van 21", 30, 12, {"target_kind": "charge", "expected_charge_kwh": 200}, False),
 ]
+# Tomorrow evening at two depots, so a site's timeline shows a busy night (with bus 3's and
+# bus 12's schedules): (site, vehicle or None, arrival tomorrow on the site's clock, length in
+# hours, target, submit). Bus 4's 400 kWh is more than its battery, so one bar carries a ⚠.
+CHARGE, RANGE = "expected_charge_kwh", "expected_range_km"
+EVENING = [
+    ("BE-BRU-01", "bus 1", time(17, 30), 12, {"target_kind": "charge", CHARGE: 160}, True),
+    ("BE-BRU-01", "bus 2", time(19, 0), 10, {"target_kind": "range", RANGE: 220}, False),
+    ("BE-BRU-01", "bus 4", time(18, 0), 11, {"target_kind": "charge", CHARGE: 400}, False),
+    ("BE-BRU-01", "bus 5", time(20, 15), 9, {"target_kind": "charge", CHARGE: 120}, True),
+    ("BE-BRU-01", None, time(21, 0), 6, {"target_kind": "charge", CHARGE: 80}, False),
+    ("DE-BER-02", "bus 11", time(19, 0), 9, {"target_kind": "charge", CHARGE: 90}, True),
+    ("DE-BER-02", "bus 14", time(18, 30), 10, {"target_kind": "range", RANGE: 180}, False),
+]
 # Two weekly schedules; the Brussels one runs past Europe's next spring-forward night, so its
 # preview shows how a DST night is handled. (vehicle, site, weekdays, arrive, leave, days later,
 # target, days it runs or None, submits itself)
@@ -214,7 +227,24 @@ class Command(BaseCommand):
             )
             if submit:
                 services.plan_submit(plan=plan, user=user)
-        self.stdout.write(f"Plans: {len(PLANS)} created ({sum(p[5] for p in PLANS)} submitted).")
+        for mint_id, vehicle, arrive, length, target, submit in EVENING:
+            site = Location.objects.get(mint_location_id=mint_id)
+            tomorrow = utc_to_wall(now, site.time_zone).date() + timedelta(days=1)
+            start = _utc(datetime.combine(tomorrow, arrive), site.time_zone)
+            plan = services.plan_create(
+                user=user,
+                location=site,
+                vehicle=Vehicle.objects.get(name=vehicle) if vehicle else None,
+                scheduled_start=start,
+                scheduled_end=start + timedelta(hours=length),
+                reason="Demo plan from seed_demo.",
+                accept_warnings=WARNING_CODES,
+                **target,
+            )
+            if submit:
+                services.plan_submit(plan=plan, user=user)
+        made = [*PLANS, *EVENING]
+        self.stdout.write(f"Plans: {len(made)} created ({sum(p[5] for p in made)} submitted).")
 
     def _create_schedules(self, user) -> None:
         today = timezone.now().date()
