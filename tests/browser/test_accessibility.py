@@ -6,7 +6,8 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.utils import timezone
 
-from plans.models import Plan, Schedule
+from plans.models import Location, Plan, Schedule
+from plans.timezones import utc_to_local
 from tests.browser_fixture import login
 from tests.factories import seed_demo
 
@@ -106,4 +107,28 @@ def test_it_has_no_axe_violations_on_the_account_page_with_calendar_tokens(
     page.get_by_role("button", name="Make a calendar token").click()  # no name: an error
     page.locator(".field-errors").wait_for()
     assert_no_violations(page, "account page with a token name missing")
+    assert console_errors == []
+
+
+def test_it_has_no_axe_violations_on_the_sites_and_their_timelines(
+    live_server, page, console_errors
+):
+    seed_demo()
+    login(page, live_server, "viewer", "viewer-demo-2026")
+    brussels = Location.objects.get(mint_location_id="BE-BRU-01")
+    tomorrow = (utc_to_local(timezone.now(), brussels.time_zone) + timedelta(days=1)).date()
+    pages = {
+        "sites": "/sites/",
+        "site timeline": f"/sites/{brussels.pk}/",
+        "site timeline, tomorrow with called-off plans": (
+            f"/sites/{brussels.pk}/?day={tomorrow:%Y-%m-%d}&called_off=1"
+        ),
+        "all sites timeline": "/sites/timeline/",
+    }
+    for name, path in pages.items():
+        page.goto(f"{live_server.url}{path}")
+        assert_no_violations(page, name)
+        for summary in page.locator("details summary").all():
+            summary.click()
+        assert_no_violations(page, f"{name}, legend and tables open")
     assert console_errors == []
