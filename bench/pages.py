@@ -62,6 +62,15 @@ PAGES = (
         lambda c: f"/plans/?after={deep_cursor(c['deep_page'] * PAGE_SIZE)}",
         scaled_target=True,
     ),
+    # The site timeline: a depot with 200 vehicles (seed.seed_timeline_fleet) over 48 hours,
+    # two plans each in the window at N plans (seed.seed_timeline_plans).
+    Page(
+        "timeline",
+        "site timeline, 200 vehicles, 48 h",
+        lambda c: f"/sites/{c['timeline_site_id']}/",
+        scaled_target=True,
+    ),
+    Page("timeline_all", "timeline of all 50 sites, 48 h", lambda c: "/sites/timeline/"),
     Page("detail", "plan detail, 20 attempts", lambda c: f"/plans/{c['detail_pk']}/"),
     Page("admin_list", "admin plan changelist", lambda c: "/admin/plans/plan/", as_admin=True),
     Page(
@@ -222,6 +231,7 @@ def main() -> None:
     from plans.views.plans import PLANS_PER_PAGE
 
     cast = seed.seed_base()
+    timeline_site = seed.seed_timeline_fleet(cast=cast)
     portal, admin = Client(), Client()
     portal.force_login(cast.dispatcher)
     admin.force_login(cast.admin)
@@ -232,6 +242,7 @@ def main() -> None:
         "detail_pk": detail_plan(cast),
         # Halfway through the N-plan list; on the empty database it clamps to the last page.
         "deep_page": max(1, args.plans // PLANS_PER_PAGE // 2),
+        "timeline_site_id": timeline_site.pk,
     }
 
     print(f"\nPages on an empty database ({Plan.objects.count()} plan), {_common.db_label()}")
@@ -244,7 +255,8 @@ def main() -> None:
     one_page = measure_all(clients, context, args.requests)
 
     print(f"\nSeeding {args.plans - PLANS_PER_PAGE:,} more plans …", flush=True)
-    stats = seed.seed_plans(cast=cast, plans=args.plans - PLANS_PER_PAGE)
+    timeline_plans = seed.seed_timeline_plans(cast=cast)
+    stats = seed.seed_plans(cast=cast, plans=args.plans - PLANS_PER_PAGE - timeline_plans)
     seed_data = seed.report(stats)
 
     print(f"\nPages at {Plan.objects.count():,} plans")

@@ -359,6 +359,79 @@ def analyse() -> None:
         cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
 
 
+# --- the site timeline's depot ----------------------------------------------------------------
+
+#: Vehicles at home at the first bench site, each with a row on its timeline.
+TIMELINE_VEHICLES = 200
+TIMELINE_CHARGE_POINTS = 150
+
+
+def seed_timeline_fleet(*, cast: Cast) -> Any:
+    """A big depot for the timeline: the first site gets 200 vehicles of its own and charge
+    points, before any plan exists (the empty-database timeline already draws 200 rows)."""
+    from plans.models import Location, Vehicle
+
+    site = cast.locations[0]
+    Location.objects.filter(pk=site.pk).update(charge_points=TIMELINE_CHARGE_POINTS)
+    Vehicle.objects.bulk_create(
+        [
+            Vehicle(
+                name=f"depot bus {i}",
+                battery_kwh=Decimal("350"),
+                default_consumption=Decimal("110"),
+                max_charge_kw=Decimal("150"),
+                home_location=site,
+            )
+            for i in range(TIMELINE_VEHICLES)
+        ],
+        ignore_conflicts=True,
+    )
+    return site
+
+
+def seed_timeline_plans(*, cast: Cast, seed: int = SEED + 2) -> int:
+    """Two plans in the next 48 hours for each of the depot's 200 vehicles, 8 hours each,
+    arrivals spread over 3 hours: one that began before the window (a cut bar) and one the
+    next evening; the usual mix of states and a few warnings; no vehicle in two plans at once.
+    Plain rows (``bulk_create``): the pages read only the plan rows."""
+    from django.utils import timezone
+
+    from plans.models import Plan, Vehicle
+
+    rng = random.Random(seed)
+    site = cast.locations[0]
+    vehicles = list(Vehicle.objects.filter(name__startswith="depot bus ").order_by("pk"))
+    now = timezone.now().replace(second=0, microsecond=0)
+    states = [s for s, _ in STATE_MIX]
+    weights = [w for _, w in STATE_MIX]
+    rows = []
+    for i, vehicle in enumerate(vehicles):
+        offset = timedelta(minutes=15 * (i % 12))
+        for first in (-4, 20):
+            start = now + timedelta(hours=first) + offset
+            rows.append(
+                Plan(
+                    transaction_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+                    location=site,
+                    vehicle=vehicle,
+                    scheduled_start=start,
+                    scheduled_end=start + timedelta(hours=8),
+                    target_kind="charge",
+                    expected_charge_kwh=rng.randint(60, 300),
+                    state=rng.choices(states, weights=weights, k=1)[0],
+                    warnings=json.loads(WARNING) if rng.random() < 0.05 else [],
+                    created_by=cast.dispatcher,
+                    updated_by=cast.dispatcher,
+                )
+            )
+    Plan.objects.bulk_create(rows, batch_size=BATCH)
+    from plans.services import plan_state_counts_rebuild
+
+    plan_state_counts_rebuild()
+    analyse()
+    return len(rows)
+
+
 def report(stats: SeedStats) -> dict[str, Any]:
     """Print the seeding table and write bench/results/seed.json."""
     rows = [

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from plans.models import CALLED_OFF_STATES
 from plans.selectors import PlanRow
+from plans.templatetags.plans_extras import window_local
 from plans.timezones import day_text, utc_to_local
 
 HOURS = 48
@@ -66,11 +67,12 @@ class Hour:
         return self.start + timedelta(hours=1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Bar:
     plan: PlanRow
     x: int
     width: int
+    #: Which lane of its row: 0 unless it overlaps a bar before it (set by ``_stack``).
     lane: int
     #: The plan started before the window, or ends after it: its bar is cut at the edge.
     cut_left: bool
@@ -78,6 +80,8 @@ class Bar:
     #: Plans of the same vehicle whose window overlaps this one (the guards refuse them, but a
     #: race or an import from before the guards can leave some).
     conflicts: tuple[int, ...]
+    #: ``Tue 1 Dec 18:00 – Wed 2 Dec 05:00 CET``: the window on the site's clock.
+    when: str
 
     @property
     def called_off(self) -> bool:
@@ -174,7 +178,7 @@ def _hours(start: datetime, zone_name: str, plans: list[PlanRow], points: int | 
             continue
         events.append((max(plan.scheduled_start, start), 1))
         events.append((min(plan.scheduled_end, end), -1))
-    events.sort(key=lambda e: (e[0], e[1]))
+    events.sort()  # by instant, and at one instant -1 (an end) before +1 (a start)
     hours, index, current, previous_zone = [], 0, 0, None
     for i in range(HOURS):
         begins = start + timedelta(hours=i)
@@ -240,23 +244,34 @@ def timeline_layout(
     """
     end = start + timedelta(hours=HOURS)
     conflicts = _conflicts(plans)
+    # A depot's vehicles share windows (schedules: every bus arrives at 18:30), so each window
+    # is written once.
+    whens: dict[tuple[datetime, datetime], str] = {}
     rows = {name: Row(label=name, has_vehicle=True) for name in vehicles}
     loose = Row(label=NO_VEHICLE, has_vehicle=False)
+    origin, wide = start.timestamp(), HOUR_PX / 3600
     for plan in plans:
         row = loose
         if plan.vehicle_name:
-            row = rows.setdefault(plan.vehicle_name, Row(label=plan.vehicle_name, has_vehicle=True))
-        x = max(0, _x(plan.scheduled_start, start))
-        right = min(WIDTH, _x(plan.scheduled_end, start))
+            row = rows.get(plan.vehicle_name)
+            if row is None:
+                row = rows[plan.vehicle_name] = Row(label=plan.vehicle_name, has_vehicle=True)
+        begins, ends = plan.scheduled_start, plan.scheduled_end
+        x = max(0, round((begins.timestamp() - origin) * wide))
+        right = min(WIDTH, round((ends.timestamp() - origin) * wide))
+        when = whens.get((begins, ends))
+        if when is None:
+            when = whens[begins, ends] = window_local(begins, ends, site.time_zone)
         row.bars.append(
             Bar(
-                plan=plan,
-                x=x,
-                width=max(3, right - x),
-                lane=0,
-                cut_left=plan.scheduled_start < start,
-                cut_right=plan.scheduled_end > end,
-                conflicts=conflicts.get(plan.pk, ()),
+                plan,
+                x,
+                max(3, right - x),
+                0,
+                begins < start,
+                ends > end,
+                conflicts.get(plan.pk, ()),
+                when,
             )
         )
     ordered = [rows[name] for name in sorted(rows, key=_natural)]
@@ -279,22 +294,10 @@ def timeline_layout(
 def _stack(row: Row) -> None:
     """Give each bar the first lane free at its start (the plans come sorted by start)."""
     lane_ends: list[int] = []
-    stacked = []
     for bar in row.bars:
         lane = next((i for i, right in enumerate(lane_ends) if right <= bar.x), len(lane_ends))
         if lane == len(lane_ends):
             lane_ends.append(0)
         lane_ends[lane] = bar.x + bar.width
-        stacked.append(
-            Bar(
-                plan=bar.plan,
-                x=bar.x,
-                width=bar.width,
-                lane=lane,
-                cut_left=bar.cut_left,
-                cut_right=bar.cut_right,
-                conflicts=bar.conflicts,
-            )
-        )
-    row.bars = stacked
+        bar.lane = lane
     row.lanes = max(1, len(lane_ends))
