@@ -567,23 +567,22 @@ def timeline_plans(
     *,
     start: datetime,
     end: datetime,
-    location_id: int | None = None,
+    location_ids: list[int],
     called_off: bool = False,
 ) -> list[PlanRow]:
-    """The plans whose window overlaps [start, end), at one site or all: one query.
+    """The plans whose window overlaps [start, end) at these sites: one query.
 
     A plan lasts at most ``PLAN_MAX_WINDOW`` (on the site's clock, so a day more in UTC
     terms is safe), so its start is bounded below too: the scan reads an index range of a
-    few days (``plan_site_start_state_idx`` for a site, ``plan_start_idx`` for all sites)
-    instead of every plan that ever started before the window's end.
+    few days per site (``plan_site_start_state_idx``) instead of every plan that ever started
+    before the window's end.
     """
     plans = Plan.objects.filter(
         scheduled_start__gt=start - PLAN_MAX_WINDOW - timedelta(days=1),
         scheduled_start__lt=end,
         scheduled_end__gt=start,
     )
-    if location_id is not None:
-        plans = plans.filter(location_id=location_id)
+    plans = plans.filter(location_id__in=location_ids)
     if not called_off:
         plans = plans.exclude(state__in=CALLED_OFF_STATES)
     return _plan_rows(plans.order_by("scheduled_start", "id"))

@@ -298,6 +298,31 @@ def test_it_shows_every_site_on_its_own_clock(dispatcher_client, dispatcher, bru
     assert "No plans in these hours at:" in page
 
 
+def test_it_shows_ten_sites_a_page_and_keeps_the_day_across_pages(
+    dispatcher_client, dispatcher, brussels
+):
+    day = "2027-02-10"
+    sites = [brussels] + [
+        make_location(f"XX-{n:02d}", f"Depot {n:02d}", "Europe/Brussels") for n in range(11)
+    ]
+    for site in sites:
+        make_plan(user=dispatcher, **at(site, f"{day}T18:00", f"{day}T20:00"))
+
+    first = dispatcher_client.get(f"/sites/timeline/?day={day}")
+    second = dispatcher_client.get(f"/sites/timeline/?day={day}&page=2")
+
+    assert [tl.site.name for tl in first.context["timelines"]] == [s.name for s in sites[:10]]
+    assert [tl.site.name for tl in second.context["timelines"]] == [s.name for s in sites[10:]]
+    assert "Sites 1–10 of 12" in first.content.decode()
+    assert f'href="?page=2&amp;day={day}" rel="next"' in first.content.decode()
+    assert f'href="?page=1&amp;day={day}" rel="prev"' in second.content.decode()
+    assert "?day=2027-02-11&amp;page=2" in second.content.decode()
+    for page in ("3", "0", "two", "99999999999999999999"):
+        response = dispatcher_client.get(f"/sites/timeline/?page={page}")
+        assert response.status_code == 400
+        assert "There is no page" in response.content.decode()
+
+
 def test_the_sites_page_lists_each_site_with_its_timeline(dispatcher_client, brussels):
     make_vehicle("bus 1", location=brussels)
     make_vehicle("bus 2", location=brussels, is_active=False)

@@ -17,11 +17,13 @@ from plans import selectors
 from plans.models import Location
 from plans.timeline import HOURS, TimelineSite, timeline_layout, window_start
 from plans.timezones import day_text, utc_to_local
-from plans.views.common import VIEW_PERM, bad_request, require
+from plans.views.common import VIEW_PERM, bad_request, is_number, require
 
 #: Days the date picker accepts: a year of plans either way, with room to look back.
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2099, 12, 31)
+#: More pages of sites than any portal has: a bigger number is a typo, not a page.
+MAX_PAGE = 10_000
 
 
 class BadDay(ValueError):
@@ -51,10 +53,11 @@ def _site(location: Location) -> TimelineSite:
     )
 
 
-def _navigation(request: HttpRequest, first_day: date, day: date | None) -> dict:
-    """Links a day back and a day forward (from the window's first day on the site's clock)."""
+def _navigation(request: HttpRequest, first_day: date, day: date | None, page: int = 1) -> dict:
+    """Links a day back and a day forward (from the window's first day on the site's clock),
+    keeping the called-off choice and the page of sites."""
     called_off = request.GET.get("called_off") == "1"
-    extra = "&called_off=1" if called_off else ""
+    extra = ("&called_off=1" if called_off else "") + (f"&page={page}" if page > 1 else "")
     earlier, later = first_day - timedelta(days=1), first_day + timedelta(days=1)
     return {
         "day": day,
@@ -62,7 +65,7 @@ def _navigation(request: HttpRequest, first_day: date, day: date | None) -> dict
         "called_off": called_off,
         "earlier": {"query": f"?day={earlier:%Y-%m-%d}{extra}", "text": day_text(earlier)},
         "later": {"query": f"?day={later:%Y-%m-%d}{extra}", "text": day_text(later)},
-        "now_query": "?called_off=1" if called_off else "?",
+        "now_query": "?" + extra.lstrip("&"),
         "hours": HOURS,
     }
 
@@ -91,7 +94,7 @@ def site_timeline(request: HttpRequest, pk: int) -> HttpResponse:
         plans=selectors.timeline_plans(
             start=start,
             end=start + timedelta(hours=HOURS),
-            location_id=location.pk,
+            location_ids=[location.pk],
             called_off=request.GET.get("called_off") == "1",
         ),
         vehicles=selectors.timeline_vehicles(location_id=location.pk),
@@ -105,24 +108,34 @@ def site_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+#: Sites on one page of the all-sites timeline: each brings its plans and vehicles' rows.
+SITES_PER_PAGE = 10
+
+
 @require_GET
 def sites_timeline(request: HttpRequest) -> HttpResponse:
-    """Every site's timeline, each on its own clock: the same day (or the current hour) at
-    each site, so 18:00 at every depot sits at the same place across the page."""
+    """Every site's timeline, each on its own clock, ten sites a page: the same day (or the
+    current hour) at each site, so 18:00 at every depot sits at the same place on the page."""
     require(request, VIEW_PERM)
     try:
         day = _day(request)
     except BadDay as exc:
         return bad_request(request, str(exc))
+    raw_page = request.GET.get("page", "1")
+    if not is_number(raw_page) or not 1 <= int(raw_page) <= MAX_PAGE:
+        return bad_request(request, f"There is no page “{raw_page[:20]}” of sites.")
+    number = int(raw_page)
+    everywhere = selectors.site_list()
+    sites = everywhere[(number - 1) * SITES_PER_PAGE : number * SITES_PER_PAGE]
+    if number > 1 and not sites:
+        return bad_request(request, f"There is no page {number} of sites.")
     now = timezone.now()
-    sites = {site.pk: site for site in selectors.site_list()}
-    starts = {
-        pk: window_start(day=day, now=now, zone_name=site.time_zone) for pk, site in sites.items()
-    }
+    starts = {site.pk: window_start(day=day, now=now, zone_name=site.time_zone) for site in sites}
     plans = (
         selectors.timeline_plans(
             start=min(starts.values()),
             end=max(starts.values()) + timedelta(hours=HOURS),
+            location_ids=list(starts),
             called_off=request.GET.get("called_off") == "1",
         )
         if starts
@@ -132,8 +145,9 @@ def sites_timeline(request: HttpRequest) -> HttpResponse:
     for plan in plans:
         by_site.setdefault(plan.site_code, []).append(plan)
     timelines, quiet = [], []
-    for pk, site in sites.items():
-        start, end = starts[pk], starts[pk] + timedelta(hours=HOURS)
+    for site in sites:
+        start = starts[site.pk]
+        end = start + timedelta(hours=HOURS)
         here = [
             p
             for p in by_site.get(site.mint_location_id, [])
@@ -147,6 +161,10 @@ def sites_timeline(request: HttpRequest) -> HttpResponse:
         )
     # The page's day links move every site by a day; without a day, from today in UTC.
     today = utc_to_local(now, "UTC").date()
+    keep = "".join(
+        f"&{name}={request.GET[name]}" for name in ("day", "called_off") if name in request.GET
+    )
+    pages = -(-len(everywhere) // SITES_PER_PAGE)
     return render(
         request,
         "plans/timeline.html",
@@ -154,6 +172,15 @@ def sites_timeline(request: HttpRequest) -> HttpResponse:
             "timelines": timelines,
             "quiet_sites": quiet,
             "all_sites": True,
-            **_navigation(request, day or today, day),
+            "sites_per_page": SITES_PER_PAGE,
+            "sites_page": {
+                "number": number,
+                "first": (number - 1) * SITES_PER_PAGE + 1,
+                "last": (number - 1) * SITES_PER_PAGE + len(sites),
+                "count": len(everywhere),
+                "earlier": f"?page={number - 1}{keep}" if number > 1 else "",
+                "later": f"?page={number + 1}{keep}" if number < pages else "",
+            },
+            **_navigation(request, day or today, day, number),
         },
     )
