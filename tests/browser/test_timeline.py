@@ -49,7 +49,7 @@ def test_the_timeline_fits_the_screen_and_scrolls_inside_its_box(
         assert scroller.evaluate("box => box.scrollWidth <= box.clientWidth")
     else:
         # On a phone the chart is wider than its box: it scrolls, and the vehicles stay put.
-        label = page.locator(".tl-label", has_text="bus 4").first
+        label = page.locator(".tl-label", has_text="bus 6").first
         before = label.bounding_box()["x"]
         assert scroller.evaluate("box => { box.scrollLeft = 600; return box.scrollLeft; }") > 0
         assert label.bounding_box()["x"] == before
@@ -67,9 +67,9 @@ def test_the_timeline_fits_the_screen_and_scrolls_inside_its_box(
 def test_a_bar_leads_to_its_plan(page, live_server, evening_url, console_errors):
     login(page, live_server, *DISPATCHER)
     page.goto(evening_url)
-    plan = Plan.objects.get(vehicle__name="bus 4", expected_charge_kwh=400)
+    plan = Plan.objects.get(vehicle__name="bus 6", expected_charge_kwh=400)
 
-    bar = page.get_by_role("link", name=f"Plan {plan.pk}: bus 4, 400 kWh charge")
+    bar = page.get_by_role("link", name=f"Plan {plan.pk}: bus 6, 400 kWh charge")
     expect(bar).to_have_count(1)
     bar.click()
 

@@ -39,7 +39,7 @@ SITES = [
 CHARGERS = {"BE-BRU-01": (6, "150"), "DE-BER-02": (8, "120"), "US-EWR-03": (4, "50")}
 # (name, registration, battery kWh, kWh/100 km, max kW, home site)
 VEHICLES = [
-    *[(f"bus {n}", f"1-BUS-{n:03d}", "350", "110", "150", "BE-BRU-01") for n in range(1, 6)],
+    *[(f"bus {n}", f"1-BUS-{n:03d}", "350", "110", "150", "BE-BRU-01") for n in range(1, 8)],
     *[(f"bus {n}", f"B-MP {n}", "300", "100", "120", "DE-BER-02") for n in range(11, 16)],
     ("van 21", "NJ EV-21", "90", "28", "50", "US-EWR-03"),
     ("van 22", "NJ EV-22", "90", "28", "50", "US-EWR-03"),
@@ -98,13 +98,13 @@ PLANS = [
 ]
 # Tomorrow evening at two depots, so a site's timeline shows a busy night (with bus 3's and
 # bus 12's schedules): (site, vehicle or None, arrival tomorrow on the site's clock, length in
-# hours, target, submit). Bus 4's 400 kWh is more than its battery, so one bar carries a ⚠.
+# hours, target, submit). Bus 6's 400 kWh is more than its battery, so one bar carries a ⚠.
 CHARGE, RANGE = "expected_charge_kwh", "expected_range_km"
 EVENING = [
     ("BE-BRU-01", "bus 1", time(17, 30), 12, {"target_kind": "charge", CHARGE: 160}, True),
     ("BE-BRU-01", "bus 2", time(19, 0), 10, {"target_kind": "range", RANGE: 220}, False),
-    ("BE-BRU-01", "bus 4", time(18, 0), 11, {"target_kind": "charge", CHARGE: 400}, False),
-    ("BE-BRU-01", "bus 5", time(20, 15), 9, {"target_kind": "charge", CHARGE: 120}, True),
+    ("BE-BRU-01", "bus 6", time(18, 0), 11, {"target_kind": "charge", CHARGE: 400}, False),
+    ("BE-BRU-01", "bus 7", time(20, 15), 9, {"target_kind": "charge", CHARGE: 120}, True),
     ("BE-BRU-01", None, time(21, 0), 6, {"target_kind": "charge", CHARGE: 80}, False),
     ("DE-BER-02", "bus 11", time(19, 0), 9, {"target_kind": "charge", CHARGE: 90}, True),
     ("DE-BER-02", "bus 14", time(18, 30), 10, {"target_kind": "range", RANGE: 180}, False),
