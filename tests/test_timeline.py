@@ -2,7 +2,6 @@
 
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -449,12 +448,13 @@ def test_the_demo_shows_tomorrow_evening_at_the_brussels_depot(dispatcher_client
 
     _, tl = timeline(dispatcher_client, brussels, day=f"{tomorrow:%Y-%m-%d}")
 
-    evening = [
-        bar
+    arrive = {
+        bar.plan.vehicle_name: utc_to_local(bar.plan.scheduled_start, "Europe/Brussels")
         for bar in tl.bars
         if utc_to_local(bar.plan.scheduled_start, "Europe/Brussels").date() == tomorrow
-        and 17 <= utc_to_local(bar.plan.scheduled_start, "Europe/Brussels").hour <= 21
-    ]
-    assert {bar.plan.vehicle_name for bar in evening} >= {"bus 1", "bus 2", "bus 6", "bus 7", None}
-    assert any(bar.flagged for bar in evening)
-    assert Decimal(max(h.busiest for h in tl.hours)) >= 5
+    }
+    assert {"bus 1", "bus 2", "bus 6", "bus 7", None} <= set(arrive)
+    assert all(17 <= arrive[bus].hour <= 19 for bus in ("bus 1", "bus 2", "bus 6"))
+    assert any(bar.flagged for bar in tl.bars)
+    # Busy, with charge points left for the plans a dispatcher (or a test) adds that night.
+    assert 3 <= max(h.busiest for h in tl.hours) <= 4

@@ -96,16 +96,17 @@ PLANS = [
     ),
     ("US-EWR-03", "van 21", 30, 12, {"target_kind": "charge", "expected_charge_kwh": 200}, False),
 ]
-# Tomorrow evening at two depots, so a site's timeline shows a busy night (with bus 3's and
-# bus 12's schedules): (site, vehicle or None, arrival tomorrow on the site's clock, length in
-# hours, target, submit). Bus 6's 400 kWh is more than its battery, so one bar carries a ⚠.
+# Tomorrow at two depots, so a site's timeline shows a busy afternoon and night (with bus 3's
+# and bus 12's schedules), leaving charge points free for the tests' plans: (site, vehicle or
+# None, arrival tomorrow on the site's clock, length in hours, target, submit). Bus 6's 400 kWh
+# is more than its battery, so one bar carries a ⚠.
 CHARGE, RANGE = "expected_charge_kwh", "expected_range_km"
 EVENING = [
     ("BE-BRU-01", "bus 1", time(17, 30), 12, {"target_kind": "charge", CHARGE: 160}, True),
     ("BE-BRU-01", "bus 2", time(19, 0), 10, {"target_kind": "range", RANGE: 220}, False),
     ("BE-BRU-01", "bus 6", time(18, 0), 11, {"target_kind": "charge", CHARGE: 400}, False),
-    ("BE-BRU-01", "bus 7", time(20, 15), 9, {"target_kind": "charge", CHARGE: 120}, True),
-    ("BE-BRU-01", None, time(21, 0), 6, {"target_kind": "charge", CHARGE: 80}, False),
+    ("BE-BRU-01", "bus 7", time(13, 15), 4, {"target_kind": "charge", CHARGE: 120}, True),
+    ("BE-BRU-01", None, time(14, 0), 3, {"target_kind": "charge", CHARGE: 80}, False),
     ("DE-BER-02", "bus 11", time(19, 0), 9, {"target_kind": "charge", CHARGE: 90}, True),
     ("DE-BER-02", "bus 14", time(18, 30), 10, {"target_kind": "range", RANGE: 180}, False),
 ]
