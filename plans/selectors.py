@@ -551,6 +551,8 @@ def feed_sources() -> tuple[list[Location], list[Vehicle]]:
     """Every site and vehicle a feed can be made for (all of them: view rights are not per
     site), for the page that shows a new token's feed URLs."""
     return list(Location.objects.order_by("name")), list(Vehicle.objects.order_by("name"))
+
+
 # --- sites and their timeline -------------------------------------------------------------------
 
 
