@@ -7,6 +7,8 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("plans/", views.plan_list, name="plan_list"),
     path("plans/new/", views.plan_create, name="plan_create"),
+    path("plans/export.csv", views.plans_export_csv, name="plans_export_csv"),
+    path("plans/export.xlsx", views.plans_export_xlsx, name="plans_export_xlsx"),
     path("plans/submit-selected/", views.plans_submit_selected, name="plans_submit_selected"),
     path("plans/import/", views.import_start, name="import_start"),
     path(
@@ -24,6 +26,7 @@ urlpatterns = [
     path("plans/<int:pk>/retry/", views.plan_retry, name="plan_retry"),
     path("plans/<int:pk>/cancel/", views.plan_cancel, name="plan_cancel"),
     path("plans/<int:pk>/status/", views.plan_status, name="plan_status"),
+    path("plans/<int:pk>/history.csv", views.plan_history_csv, name="plan_history_csv"),
     path("vehicles/", views.vehicle_list, name="vehicle_list"),
     path("schedules/", views.schedule_list, name="schedule_list"),
     path("schedules/new/", views.schedule_create, name="schedule_create"),

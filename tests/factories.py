@@ -62,6 +62,25 @@ def make_vehicle(
     return vehicle
 
 
+def deliver(plan: Plan, user, *outcomes, at: list | None = None) -> Plan:
+    """Submit ``plan`` (a draft) and record one attempt per outcome for its message through the
+    worker's services, as if MINT answered so; ``at`` gives each attempt's start time."""
+    from plans.models import PlanState
+
+    if plan.state == PlanState.DRAFT:
+        services.plan_submit(plan=plan, user=user)
+    for n, outcome in enumerate(outcomes):
+        claimed = services.submissions_claim(worker="test-worker", limit=100, early=True)
+        mine = [s for s in claimed if s.plan_id == plan.pk]
+        others = [s for s in claimed if s.plan_id != plan.pk]
+        services.submissions_release(submissions=others, worker="test-worker", reason="Later.")
+        started = at[n] if at else timezone.now()
+        sent = services.SentMessage(submission=mine[0], outcome=outcome, started_at=started)
+        services.submissions_record_outcomes(sent=[sent], worker="test-worker")
+    plan.refresh_from_db()
+    return plan
+
+
 def seed_demo() -> str:
     """``manage.py seed_demo`` as ``make run`` runs it for a newcomer: DEBUG and the built-in
     sandbox (the only setting where it creates the demo logins). Returns what it printed."""

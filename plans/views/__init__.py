@@ -2,6 +2,7 @@
 redirect or render. Re-exported here for ``plans.urls``."""
 
 from plans.views.dashboard import dashboard, healthz, mint_health
+from plans.views.exports import plan_history_csv, plans_export_csv, plans_export_xlsx
 from plans.views.feeds import feed_site, feed_vehicle
 from plans.views.fleet import (
     schedule_create,
@@ -51,10 +52,13 @@ __all__ = [
     "plan_create",
     "plan_detail",
     "plan_edit",
+    "plan_history_csv",
     "plan_list",
     "plan_retry",
     "plan_status",
     "plan_submit",
+    "plans_export_csv",
+    "plans_export_xlsx",
     "plans_submit_selected",
     "schedule_create",
     "schedule_detail",
