@@ -2,6 +2,7 @@
 
 import contextlib
 import functools
+import itertools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -38,6 +39,7 @@ from plans.models import (
     Vehicle,
     WorkerHeartbeat,
 )
+from plans.timezones import day_text, utc_to_local
 
 #: Delivery filter on the plan list: the plain-words groups a dispatcher thinks in.
 DELIVERY_GROUPS = {
@@ -276,6 +278,109 @@ def plan_submissions(*, plan: Plan) -> list[Submission]:
         .order_by("-created_at", "-id")
         .prefetch_related("attempts")
     )
+
+
+def _attempt_label(attempt: DeliveryAttempt) -> str:
+    """``503``, ``accepted``, ``rejected`` or ``no answer``: one attempt in a summary."""
+    if attempt.outcome in (DeliveryAttempt.Outcome.ACCEPTED, DeliveryAttempt.Outcome.REJECTED):
+        return attempt.outcome
+    return str(attempt.http_status) if attempt.http_status else "no answer"
+
+
+def attempts_summary(attempts: list[DeliveryAttempt], *, zone: str) -> str:
+    """``7 attempts, 21:02–21:16 CET, all 503`` or ``3 attempts, 21:02–21:05 CET: 503, 503,
+    accepted``: a message's retries in one line, on the site's clock. Three or more alike in a
+    row are counted (``503 ×5, accepted``); a span across midnight names both days."""
+    first = utc_to_local(attempts[0].started_at, zone)
+    last = utc_to_local(attempts[-1].started_at, zone)
+    if first.date() == last.date():
+        span = f"{first:%H:%M}–{last:%H:%M} {last.tzname()}"
+    else:
+        span = f"{day_text(first)} {first:%H:%M} – {day_text(last)} {last:%H:%M} {last.tzname()}"
+    labels = [_attempt_label(attempt) for attempt in attempts]
+    if len(set(labels)) == 1:
+        return f"{len(attempts)} attempts, {span}, all {labels[0]}"
+    said = []
+    for label, alike in itertools.groupby(labels):
+        count = len(list(alike))
+        said += [f"{label} ×{count}"] if count >= 3 else [label] * count
+    return f"{len(attempts)} attempts, {span}: {', '.join(said)}"
+
+
+@dataclass(frozen=True)
+class MessageAttempts:
+    """One message to MINT with its attempts, and their one-line summary when there are
+    several (the page then folds the attempts table behind it)."""
+
+    submission: Submission
+    attempts: list[DeliveryAttempt]
+    summary: str
+
+
+def plan_messages(*, submissions: list[Submission], zone: str) -> list[MessageAttempts]:
+    """``plan_submissions`` with each message's attempts summed up; no query of its own."""
+    messages = []
+    for submission in submissions:
+        attempts = list(submission.attempts.all())
+        summary = attempts_summary(attempts, zone=zone) if len(attempts) > 1 else ""
+        messages.append(MessageAttempts(submission, attempts, summary))
+    return messages
+
+
+@dataclass(frozen=True)
+class DeliveryRun:
+    """The worker's history rows for one message between two things a person did, when it took
+    more than one attempt: shown as one entry that opens onto every row and attempt."""
+
+    events: list[PlanEvent]
+    attempts: list[DeliveryAttempt]
+    summary: str
+
+    @property
+    def key(self) -> int:
+        """The first row's id: the same while the run grows, so the page keeps it open."""
+        return self.events[0].pk
+
+    @property
+    def last(self) -> PlanEvent:
+        return self.events[-1]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of a plan's history: a single row, or a run of retries folded into one."""
+
+    event: PlanEvent | None = None
+    run: DeliveryRun | None = None
+
+
+def plan_history(
+    *, events: list[PlanEvent], messages: list[MessageAttempts], zone: str
+) -> list[HistoryEntry]:
+    """The history rows, oldest first, with each run of delivery rows of one revision that
+    spans several attempts folded into a ``DeliveryRun``; a message sent once stays as its rows.
+
+    A run's attempts are its message's attempts that started between the run's first and last
+    row (the worker writes the row that claims a message before sending it, and the row with
+    the outcome after). Works on what the page loaded already: no query.
+    """
+    attempts_by_revision = {m.submission.revision: m.attempts for m in messages}
+    entries: list[HistoryEntry] = []
+    for (is_delivery, revision), rows in itertools.groupby(
+        events, key=lambda e: (e.action == PlanEvent.Action.DELIVERY, e.revision)
+    ):
+        rows = list(rows)
+        attempts = [
+            attempt
+            for attempt in attempts_by_revision.get(revision, [])
+            if rows[0].at <= attempt.started_at <= rows[-1].at
+        ]
+        if is_delivery and len(attempts) > 1:
+            summary = attempts_summary(attempts, zone=zone)
+            entries.append(HistoryEntry(run=DeliveryRun(rows, attempts, summary)))
+        else:
+            entries.extend(HistoryEntry(event=row) for row in rows)
+    return entries
 
 
 @dataclass(frozen=True)

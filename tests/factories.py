@@ -1,5 +1,6 @@
 """Small builders for the tests: real rows made through the services, never by hand."""
 
+import contextlib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -64,19 +65,24 @@ def make_vehicle(
 
 def deliver(plan: Plan, user, *outcomes, at: list | None = None) -> Plan:
     """Submit ``plan`` (a draft) and record one attempt per outcome for its message through the
-    worker's services, as if MINT answered so; ``at`` gives each attempt's start time."""
+    worker's services, as if MINT answered so. With ``at``, each attempt (its claim, send and
+    record) happens at that time, as far as the services can tell."""
+    from unittest import mock
+
     from plans.models import PlanState
 
     if plan.state == PlanState.DRAFT:
         services.plan_submit(plan=plan, user=user)
     for n, outcome in enumerate(outcomes):
-        claimed = services.submissions_claim(worker="test-worker", limit=100, early=True)
-        mine = [s for s in claimed if s.plan_id == plan.pk]
-        others = [s for s in claimed if s.plan_id != plan.pk]
-        services.submissions_release(submissions=others, worker="test-worker", reason="Later.")
         started = at[n] if at else timezone.now()
-        sent = services.SentMessage(submission=mine[0], outcome=outcome, started_at=started)
-        services.submissions_record_outcomes(sent=[sent], worker="test-worker")
+        clock = mock.patch.object(timezone, "now", lambda started=started: started)
+        with clock if at else contextlib.nullcontext():
+            claimed = services.submissions_claim(worker="test-worker", limit=100, early=True)
+            mine = [s for s in claimed if s.plan_id == plan.pk]
+            others = [s for s in claimed if s.plan_id != plan.pk]
+            services.submissions_release(submissions=others, worker="test-worker", reason="Later.")
+            sent = services.SentMessage(submission=mine[0], outcome=outcome, started_at=started)
+            services.submissions_record_outcomes(sent=[sent], worker="test-worker")
     plan.refresh_from_db()
     return plan
 

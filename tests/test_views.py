@@ -4,6 +4,7 @@ import html
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -12,10 +13,10 @@ from django.urls import set_script_prefix
 from django.utils import timezone
 from pytest_django.asserts import assertInHTML
 
-from plans import services
-from plans.mint.outcomes import Accepted, HealthResult, Rejected
-from plans.models import Plan, PlanState, Submission
-from tests.factories import make_location, make_plan
+from plans import selectors, services
+from plans.mint.outcomes import Accepted, HealthResult, Rejected, Unavailable
+from plans.models import DeliveryAttempt, Plan, PlanState, Submission
+from tests.factories import deliver, make_location, make_plan
 from tests.spec import PLAN_COMMON_FIELDS
 
 NEXT_YEAR = timezone.now().year + 1
@@ -1143,6 +1144,110 @@ def test_it_serves_the_live_part_of_a_plan_uncached(dispatcher_client, dispatche
     assert "Waiting: no delivery worker is running" in page  # none beats in this test
     assert "<html" not in page
     assert {"plan-status-bar", "plan-activity"} <= set(re.findall(r'id="(plan-[a-z-]+)"', page))
+
+
+# --- plan page: a message's retries folded into one entry ----------------------------------------
+
+
+def next_local(hour: int, minute: int, zone: str = "Europe/Brussels") -> datetime:
+    """The next time the site's clock reads ``hour:minute``, at least a minute from now."""
+    now = timezone.now().astimezone(ZoneInfo(zone))
+    wall = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if wall < now + timedelta(minutes=1):
+        wall = (now + timedelta(days=1)).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return wall.astimezone(UTC)
+
+
+def unavailable(status: int | None = 503) -> Unavailable:
+    return Unavailable(http_status=status, duration_ms=30, body_sent="{}", error="MINT is down.")
+
+
+def test_it_folds_a_messages_retries_into_one_entry_with_every_attempt_behind_it(
+    dispatcher_client, dispatcher, plan
+):
+    first = next_local(21, 2)
+    deliver(
+        plan,
+        dispatcher,
+        *[unavailable()] * 7,
+        at=[first + timedelta(minutes=2 * n) for n in range(7)],
+    )
+    submission = plan.submissions.get()
+    zone = first.astimezone(ZoneInfo("Europe/Brussels")).tzname()
+
+    page = dispatcher_client.get(f"/plans/{plan.pk}/").content.decode()
+
+    summary = f"7 attempts, 21:02–21:14 {zone}, all 503"
+    [run_id] = re.findall(r'<details id="(delivery-run-\d+)">', page)
+    run = element_by_id(page, run_id)
+    assert summary in text_of(run)
+    assert len(re.findall("Picked up for sending", str(run))) == 7
+    assert len(re.findall("MINT is down. Next attempt in", str(run))) == 7
+    attempts = element_by_id(page, f"message-{submission.pk}-attempts")
+    assert summary in text_of(attempts)
+    assert str(attempts).count('class="attempt-row"') == 7
+    history = text_of(element_by_id(page, "plan-activity"))
+    assert history.count("Picked up for sending") == 7  # all behind the one entry
+    assert "Submitted" in history and "Created" in history  # a person's rows stay apart
+
+
+def test_it_lists_each_outcome_of_a_run_that_ended_differently(dispatcher_client, dispatcher, plan):
+    first = next_local(21, 2)
+    at = [first, first + timedelta(minutes=1), first + timedelta(minutes=3)]
+    deliver(plan, dispatcher, unavailable(), unavailable(), Accepted(200, 12, "{}"), at=at)
+    zone = first.astimezone(ZoneInfo("Europe/Brussels")).tzname()
+
+    page = dispatcher_client.get(f"/plans/{plan.pk}/").content.decode()
+
+    assert page.count(f"3 attempts, 21:02–21:05 {zone}: 503, 503, accepted") == 2
+
+
+def test_it_leaves_a_message_sent_once_as_it_was(dispatcher_client, dispatcher, plan):
+    accept(plan, dispatcher)
+
+    page = dispatcher_client.get(f"/plans/{plan.pk}/").content.decode()
+
+    assert "delivery-run-" not in page
+    assert 'id="message-' not in page
+    assert page.count('class="attempt-row"') == 1
+    assert "Picked up for sending" in page
+    assert "MINT accepted message" in page
+
+
+def test_it_sums_up_attempts_on_the_sites_clock_counting_three_alike_or_more():
+    start = datetime(NEXT_YEAR, 1, 15, 22, 58, tzinfo=UTC)  # 23:58 CET
+    outcomes = [(503,) * 1] * 4 + [(None,), (200,)]
+    attempts = [
+        DeliveryAttempt(
+            started_at=start + timedelta(minutes=n),
+            outcome="accepted" if status == 200 else "unavailable",
+            http_status=status,
+        )
+        for n, (status,) in enumerate(outcomes)
+    ]
+
+    text = selectors.attempts_summary(attempts, zone="Europe/Brussels")
+
+    assert text == (
+        f"6 attempts, {WINTER_DAY:%a} 15 Jan 23:58 – {WINTER_DAY + timedelta(days=1):%a} 16 Jan "
+        "00:03 CET: 503 ×4, no answer, accepted"
+    )
+
+
+@pytest.mark.parametrize("attempts", [1, 7])
+def test_it_shows_the_plan_page_in_a_fixed_number_of_queries(
+    dispatcher_client, dispatcher, plan, django_assert_num_queries, attempts
+):
+    deliver(plan, dispatcher, *[unavailable()] * attempts)
+    dispatcher_client.get(f"/plans/{plan.pk}/")  # the login's first request also stamps the session
+
+    with django_assert_num_queries(DETAIL_QUERIES):
+        dispatcher_client.get(f"/plans/{plan.pk}/")
+
+
+#: Every request's 6 (see LIST_QUERIES) and the plan with its site, vehicle and people, its
+#: history rows, its messages, their attempts.
+DETAIL_QUERIES = 10
 
 
 # --- MINT health: the header widget and the load balancer's probe --------------------------------

@@ -375,13 +375,20 @@ def _payload_preview(request: HttpRequest, plan: Plan) -> dict | None:
 def _status_context(request: HttpRequest, plan: Plan) -> dict:
     submissions = selectors.plan_submissions(plan=plan)
     current = next((s for s in submissions if s.revision == plan.revision), None)
+    zone = plan.location.time_zone
+    # Retries of one message are folded into one entry in both lists (worked out here from the
+    # rows already read, not in the template).
+    messages_to_mint = selectors.plan_messages(submissions=submissions, zone=zone)
+    events = selectors.plan_events(plan=plan)
     context = {
         "plan": plan,
         "is_final": plan.is_final,
-        "events": selectors.plan_events(plan=plan),
+        "events": events,
+        "history": selectors.plan_history(events=events, messages=messages_to_mint, zone=zone),
         "submissions": submissions,
+        "messages_to_mint": messages_to_mint,
         "current_submission": current,
-        "zone": plan.location.time_zone,
+        "zone": zone,
         **abilities(request),
     }
     if plan.state == PlanState.CANCELLED:

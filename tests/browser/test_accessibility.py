@@ -107,6 +107,42 @@ def test_it_has_no_axe_violations_on_the_account_page_with_calendar_tokens(
     page.get_by_role("button", name="Make a calendar token").click()  # no name: an error
     page.locator(".field-errors").wait_for()
     assert_no_violations(page, "account page with a token name missing")
+
+
+def test_it_has_no_axe_violations_on_a_plan_whose_retries_are_folded(
+    live_server, page, artifacts, console_errors
+):
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    from plans.mint.outcomes import Accepted, Unavailable
+    from tests.factories import deliver, make_plan
+
+    seed_demo()
+    dispatcher = User.objects.get(username="dispatcher")
+    plan = make_plan(user=dispatcher, status_note="folded retries")
+    first = timezone.now() + timedelta(minutes=5)
+    failing = [Unavailable(503, 30, "{}", error="MINT is down.")] * 6
+    deliver(
+        plan,
+        dispatcher,
+        *failing,
+        Accepted(200, 12, "{}"),
+        at=[first + timedelta(minutes=2 * n) for n in range(7)],
+    )
+    login(page, live_server, "dispatcher", "dispatch-demo-2026")
+
+    page.goto(f"{live_server.url}/plans/{plan.pk}/")
+    assert_no_violations(page, "plan detail with folded retries")
+    rows = page.locator(".attempt-row")
+    assert rows.count() == 7
+    assert not rows.first.is_visible()
+    for summary in page.locator("details.attempts-group > summary, .timeline-run summary").all():
+        summary.click()
+    assert all(rows.nth(n).is_visible() for n in range(7))
+    assert page.get_by_text("Picked up for sending").count() == 7
+    page.screenshot(path=str(artifacts / "plan_detail_folded_retries.png"), full_page=True)
+    assert_no_violations(page, "plan detail with folded retries opened")
     assert console_errors == []
 
 
