@@ -2,9 +2,9 @@
 
 Each script runs in its own process (a fresh Django and database): pages.py (which seeds N
 plans between its empty and full measurements, printing the seeding table too), then
-delivery.py, then schedules.py and import.py (each on SQLite and PostgreSQL). Exits non-zero
-only when a script fails; missed targets are printed, not raised, because these are
-measurements, not tests.
+delivery.py, then schedules.py and import.py (each on SQLite and PostgreSQL), then
+export.py (CSV and XLSX of N/10 and N plans). Exits non-zero only when a script fails;
+missed targets are printed, not raised, because these are measurements, not tests.
 
 Run:  .venv/bin/python bench/run_all.py [--plans 100000] [--messages 2000] [--requests 50]
 Quick:  .venv/bin/python bench/run_all.py --plans 5000 --messages 300 --requests 30 --vehicles 100
@@ -39,6 +39,7 @@ def main() -> None:
         ("delivery", ["--messages", str(args.messages)]),
         ("schedules", ["--vehicles", str(args.vehicles)]),
         ("import", ["--rows", str(args.import_rows)]),
+        ("export", ["--plans", str(args.plans)]),
     ]
     failed = []
     for name, extra in runs:

@@ -28,6 +28,10 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import Max, Q
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Font
 
 from plans.models import DeliveryAttempt, Plan, PlanEvent, PlanState, Submission, TargetKind
 from plans.selectors import PlanFilters, plan_list
@@ -406,11 +410,6 @@ def xlsx_file(header: Sequence[str], rows: Iterable[Sequence[Any]], *, title: st
     Times in UTC become date cells (Excel has no time zones: the header says UTC); text cells
     are neutralised against formulas and cleared of the control characters XML cannot carry.
     """
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-    from openpyxl.styles import Font
-
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title)
     sheet.freeze_panes = "A2"
