@@ -422,16 +422,11 @@ def xlsx_file(header: Sequence[str], rows: Iterable[Sequence[Any]], *, title: st
     sheet.append(heading)
 
     def cell(value: Any) -> Any:
+        # openpyxl gives dates and times a date format of its own (yyyy-mm-dd [h:mm:ss]).
         if isinstance(value, str):
             return neutralise(ILLEGAL_CHARACTERS_RE.sub("", value))
         if isinstance(value, datetime):
-            written = WriteOnlyCell(sheet, value=value.astimezone(UTC).replace(tzinfo=None))
-            written.number_format = "yyyy-mm-dd hh:mm:ss"
-            return written
-        if isinstance(value, date):
-            written = WriteOnlyCell(sheet, value=value)
-            written.number_format = "yyyy-mm-dd"
-            return written
+            return value.astimezone(UTC).replace(tzinfo=None)
         return value
 
     for row in rows:
