@@ -8,7 +8,10 @@ and the Django admin's plan changelist on the same data for comparison.
 
 Targets: dashboard and plan list at N plans ≤ 1.5× their empty-database time, the same query
 count at 0 and N and ≤ 10 queries per page; the portal plan list faster than the admin
-changelist.
+changelist. The site timeline (a depot with 200 vehicles, ~400 plans in its 48 hours) is held
+to ≤ 1.5× its time at the "one page" step, where it draws the same bars with next to nothing
+else in the database; its ratio to the empty database (200 rows, no bar) is printed beside it:
+that is the cost of drawing the bars, not of the data's volume.
 
 Run:  .venv/bin/python bench/pages.py [--plans 100000] [--requests 50]
       (DATABASE_URL=postgres://… to measure PostgreSQL; a bench_mint_pages database is used)
@@ -39,6 +42,10 @@ class Page:
     as_admin: bool = False
     #: Held to the ≤ 1.5× / same-query-count / ≤ 10-query targets.
     scaled_target: bool = False
+    #: What the ≤ 1.5× compares against: the empty database, or the step with one page of
+    #: each view (the pages then draw the same rows and bars as at N: only the volume of the
+    #: database differs).
+    baseline: str = "empty"
 
 
 PAGES = (
@@ -69,6 +76,10 @@ PAGES = (
         "site timeline, 200 vehicles, 48 h",
         lambda c: f"/sites/{c['timeline_site_id']}/",
         scaled_target=True,
+        # Empty, it draws 200 rows and no bar; with plans, ~400 bars (and the same in its
+        # table), which costs about 2-3× whatever the database holds; the target asks that
+        # 100k plans elsewhere do not slow those bars down.
+        baseline="one_page",
     ),
     Page("timeline_all", "timeline of all 50 sites, 48 h", lambda c: "/sites/timeline/"),
     Page("detail", "plan detail, 20 attempts", lambda c: f"/plans/{c['detail_pk']}/"),
@@ -250,13 +261,18 @@ def main() -> None:
 
     # One full page of plans: the same rows rendered as at N, so page/N isolates data volume
     # from the cost of drawing 50 rows instead of none.
+    # The timeline depot's 48 hours come in here too: the bars the timeline draws at N.
     seed.seed_plans(cast=cast, plans=PLANS_PER_PAGE, seed=seed.SEED + 1, verbose=False)
-    print(f"\nPages at one full page ({Plan.objects.count()} plans)")
+    timeline_plans = seed.seed_timeline_plans(cast=cast)
+    print(
+        f"\nPages at one full page ({PLANS_PER_PAGE} plans, and the timeline depot's "
+        f"{timeline_plans} in its 48 hours)"
+    )
     one_page = measure_all(clients, context, args.requests)
 
-    print(f"\nSeeding {args.plans - PLANS_PER_PAGE:,} more plans …", flush=True)
-    timeline_plans = seed.seed_timeline_plans(cast=cast)
-    stats = seed.seed_plans(cast=cast, plans=args.plans - PLANS_PER_PAGE - timeline_plans)
+    seeded = PLANS_PER_PAGE + timeline_plans
+    print(f"\nSeeding {args.plans - seeded:,} more plans …", flush=True)
+    stats = seed.seed_plans(cast=cast, plans=args.plans - seeded)
     seed_data = seed.report(stats)
 
     print(f"\nPages at {Plan.objects.count():,} plans")
@@ -354,11 +370,21 @@ def report(args, admin_kind, context, empty, one_page, full, seed_data) -> None:
         if not page.scaled_target:
             continue
         e, f = empty[page.key], full[page.key]
-        slowdown = pages[page.key]["ratio_median"]
+        if page.baseline == "one_page":
+            slowdown = pages[page.key]["ratio_median_vs_one_page"]
+            what = (
+                f"{page.label}: time@{n:,} / time@one page "
+                f"({pages[page.key]['ratio_median']} vs empty)"
+            )
+        else:
+            slowdown = pages[page.key]["ratio_median"]
+            what = (
+                f"{page.label}: time@{n:,} / time@0 "
+                f"({pages[page.key]['ratio_median_vs_one_page']} vs {PLANS_PER_PAGE})"
+            )
         targets.append(
             _common.target(
-                f"{page.label}: time@{n:,} / time@0 "
-                f"({pages[page.key]['ratio_median_vs_one_page']} vs {PLANS_PER_PAGE})",
+                what,
                 slowdown,
                 "≤ 1.5",
                 None if slowdown is None else slowdown <= 1.5,
