@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 # `postgres` run only there.
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 POSTGRES_TESTS := tests/test_models.py tests/test_services.py tests/test_delivery.py tests/test_worker_processes.py \
-	tests/test_guards.py tests/test_schedules.py tests/test_imports.py tests/test_exports.py
+	tests/test_guards.py tests/test_schedules.py tests/test_imports.py tests/test_exports.py \
+	tests/test_bulk_retry.py tests/test_shift.py
 
 .PHONY: run test lint format bench clean
 

@@ -897,3 +897,68 @@ class BatchConfirmForm(forms.Form):
     submit = forms.BooleanField(
         label="Submit the new and changed plans to MINT now", required=False
     )
+
+
+class RetrySinceForm(forms.Form):
+    """ "Retry every plan that failed since …": a day and a 24-hour time typed on a clock the
+    dispatcher names (the portal has sites in several zones, and a failure time means nothing
+    without one)."""
+
+    since_day = DayField(label="Failed since (day)")
+    since_time = WallTimeField(label="At (24-hour time)")
+    zone = forms.ChoiceField(
+        label="On the clock of",
+        error_messages={"invalid_choice": "Choose one of the listed time zones."},
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        zones = selectors.site_zones()
+        self.fields["zone"].choices = [(z, z) for z in zones]
+        self.fields["zone"].initial = zones[0]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        day, at, zone = (cleaned.get(k) for k in ("since_day", "since_time", "zone"))
+        if day is None or at is None or not zone:
+            return cleaned
+        try:
+            cleaned["since_utc"] = local_to_utc(datetime.combine(day, at), zone)
+        except LocalTimeError as exc:
+            self.add_error("since_time", str(exc))
+            return cleaned
+        if cleaned["since_utc"] > timezone.now():
+            self.add_error("since_time", "This time is still to come; choose one in the past.")
+        return cleaned
+
+
+#: The handover page's spans, in hours; a shift is eight.
+SHIFT_HOURS = (4, 8, 12, 24)
+SHIFT_DEFAULT_HOURS = 8
+
+
+class ShiftForm(forms.Form):
+    """The handover page's span and page, read from the query string. A value it cannot read
+    gets an error beside its field, and the page shows the default instead."""
+
+    hours = forms.TypedChoiceField(
+        label="Show the next",
+        choices=[(h, f"{h} hours") for h in SHIFT_HOURS],
+        coerce=int,
+        required=False,
+        empty_value=SHIFT_DEFAULT_HOURS,
+        error_messages={
+            "invalid_choice": f"Choose 4, 8, 12 or 24 hours; the next {SHIFT_DEFAULT_HOURS} "
+            f"hours are shown."
+        },
+    )
+    page = forms.IntegerField(min_value=1, max_value=10**6, required=False)
+
+    def span(self) -> int:
+        """The hours to show: the chosen ones, or the default when the choice cannot be read."""
+        self.is_valid()
+        return self.cleaned_data.get("hours") or SHIFT_DEFAULT_HOURS
+
+    def page_number(self) -> int:
+        self.is_valid()
+        return self.cleaned_data.get("page") or 1

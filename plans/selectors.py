@@ -13,7 +13,20 @@ from django.conf import settings
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    FilteredRelation,
+    Func,
+    Min,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
 from django.utils import timezone
 
 from plans.mint.client import api_url_problem
@@ -223,15 +236,27 @@ def state_counts() -> dict[str, int]:
     return counts
 
 
-def plans_starting_soon(*, hours: int = 24, limit: int = 20) -> list[PlanRow]:
+def plans_starting_soon(*, hours: int = 24, limit: int = 20) -> tuple[list[PlanRow], int]:
+    """The first ``limit`` plans starting within ``hours``, and how many start in all, so the
+    dashboard says how many more there are instead of dropping them unsaid.
+
+    One query: the count is a subquery the database works out once, from the (state, start)
+    index alone. (A window count over the listed rows read every plan of the day, not 20.)
+    """
     now = timezone.now()
-    return _plan_rows(
-        Plan.objects.filter(
-            scheduled_start__gte=now, scheduled_start__lt=now + timedelta(hours=hours)
-        )
-        .exclude(state__in=CALLED_OFF_STATES)
-        .order_by("scheduled_start", "id")[:limit]
+    soon = Plan.objects.filter(
+        scheduled_start__gte=now,
+        scheduled_start__lt=now + timedelta(hours=hours),
+        state__in=[s for s in PlanState.values if s not in CALLED_OFF_STATES],
     )
+    # COUNT as a plain function, not Count: an aggregate would add a GROUP BY.
+    total = soon.order_by().values(n=Func(F("id"), function="COUNT"))
+    values = list(
+        soon.annotate(total=Subquery(total))
+        .order_by("scheduled_start", "id")
+        .values_list(*PLAN_ROW_COLUMNS, "total")[:limit]
+    )
+    return [PlanRow(*row[:-1]) for row in values], (values[0][-1] if values else 0)
 
 
 def plan_form_locations(*, current_pk: int | None = None) -> QuerySet[Location]:
@@ -701,4 +726,210 @@ def timeline_vehicles(*, location_id: int) -> list[str]:
         Vehicle.objects.filter(home_location_id=location_id, is_active=True)
         .order_by("name")
         .values_list("name", flat=True)
+    )
+
+
+def site_zones() -> list[str]:
+    """The time zones the sites keep, most used first, then UTC: the clocks a dispatcher may
+    type a time on where no one site is meant."""
+    zones = (
+        Location.objects.order_by()
+        .values("time_zone")
+        .annotate(n=Count("id"))
+        .order_by("-n", "time_zone")
+        .values_list("time_zone", flat=True)
+    )
+    return [*[z for z in zones if z != "UTC"], "UTC"]
+
+
+#: How many plans one "retry every plan that failed since …" shows and retries at most.
+RETRY_SINCE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class FailedSince:
+    plans: list[PlanRow]
+    failed_at: dict[int, datetime]
+    more: int
+
+
+def plans_failed_since(*, since: datetime, limit: int = RETRY_SINCE_LIMIT) -> FailedSince:
+    """Failed plans whose current message was given up at or after ``since`` and whose window
+    has not ended (MINT has no use for those), soonest start first, in one query; and how many
+    beyond ``limit``."""
+    plans = (
+        Plan.objects.filter(state=PlanState.FAILED, scheduled_end__gt=timezone.now())
+        .annotate(
+            current=FilteredRelation(
+                "submissions", condition=Q(submissions__revision=F("revision"))
+            )
+        )
+        .filter(current__finished_at__gte=since)
+        .annotate(total=Window(Count("id")))
+        .order_by("scheduled_start", "id")
+    )
+    rows, failed_at, total = [], {}, 0
+    for values in plans.values_list(*PLAN_ROW_COLUMNS, "current__finished_at", "total")[:limit]:
+        row = PlanRow(*values[:-2])
+        rows.append(row)
+        failed_at[row.pk] = values[-2]
+        total = values[-1]
+    return FailedSince(plans=rows, failed_at=failed_at, more=max(0, total - len(rows)))
+
+
+# --- the handover page ---------------------------------------------------------------------------
+
+#: Needs a person: not sent, not delivered, refused by MINT, or called off here while MINT still
+#: holds an accepted revision (its API has no cancel). Any plan with a guard's warning, too.
+NEEDS_YOU_STATES = (PlanState.DRAFT, PlanState.FAILED, PlanState.REJECTED, PlanState.CANCELLED)
+#: The handover page's groups, in the order it shows them.
+SHIFT_GROUPS = ("needs_you", "on_its_way", "settled")
+#: A plan covers at most 7 days on its site's clock (``PLAN_MAX_WINDOW``), a day more in UTC at
+#: the most: so a plan still running now started at most this long ago. The bound lets the
+#: window's query walk the start index instead of every plan that ever ended later.
+_LONGEST_STAY = PLAN_MAX_WINDOW + timedelta(days=1)
+
+
+def _needs_you() -> Q:
+    return Q(state__in=NEEDS_YOU_STATES) | ~Q(warnings=[])
+
+
+def _shift_group() -> Case:
+    return Case(
+        When(_needs_you(), then=Value(0)),
+        When(state__in=PENDING_STATES, then=Value(1)),
+        default=Value(2),
+    )
+
+
+def shift_window(*, now: datetime, hours: int) -> QuerySet[Plan]:
+    """Every plan starting within ``hours`` of ``now`` or running at ``now``, except those
+    withdrawn (MINT never had them; nothing to do)."""
+    # The window's ids from plan_start_end_idx alone (a week of starts, read in the index),
+    # then only those plans: filtering on the plan rows read a week of them for each query.
+    ids = Plan.objects.filter(
+        scheduled_start__gte=now - _LONGEST_STAY,
+        scheduled_start__lt=now + timedelta(hours=hours),
+        scheduled_end__gt=now,
+    ).values("pk")
+    return Plan.objects.filter(pk__in=ids).exclude(state=PlanState.WITHDRAWN)
+
+
+@dataclass(frozen=True)
+class ShiftSite:
+    """A site with plans in the window, and how many of them are in each group."""
+
+    pk: int
+    name: str
+    code: str
+    time_zone: str
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class ShiftRow:
+    """One line of the handover page: the plan, its group, and what its current message is
+    doing (the next attempt of one retrying; why one failed or was rejected)."""
+
+    plan: PlanRow
+    group: str
+    next_attempt_at: datetime | None
+    last_error: str
+    mint_messages: list[str]
+
+
+@dataclass(frozen=True)
+class ShiftPage:
+    now: datetime
+    hours: int
+    sites: list[ShiftSite]
+    totals: dict[str, int]
+    rows: list[ShiftRow]
+    number: int
+    pages: int
+    #: Plans in the window a bulk action applies to, by what it does: ``submit`` (drafts),
+    #: ``retry`` (failed); and ``rejected`` ones, retried only when ticked.
+    actionable: dict[str, list[int]]
+
+
+def shift_page(*, now: datetime, hours: int, page: int = 1, size: int = 50) -> ShiftPage:
+    """One page of the handover view in two queries, however many plans the window holds.
+
+    The first reads the whole window as small tuples, in page order (site by site, then by
+    group, then by start): the per-site counts, the page's place in it and the ids the bulk
+    actions take are worked out from it here, where three aggregate queries each walked the
+    window again. The second reads this page's plans in full.
+
+    Paged by position: the window is a few hours of plans (about a thousand in a day at 100k
+    plans a year), and the page numbers stay meaningful to people handing over.
+    """
+    window = (
+        shift_window(now=now, hours=hours)
+        .annotate(group=_shift_group())
+        .order_by("location__name", "location_id", "group", "scheduled_start", "id")
+        .values_list(
+            "pk",
+            "location_id",
+            "group",
+            "state",
+            "location__name",
+            "location__mint_location_id",
+            "location__time_zone",
+        )
+    )
+    sites: list[ShiftSite] = []
+    entries: list[tuple[int, int]] = []
+    actionable: dict[str, list[int]] = {"submit": [], "retry": [], "rejected": []}
+    kind = {PlanState.DRAFT: "submit", PlanState.FAILED: "retry", PlanState.REJECTED: "rejected"}
+    for pk, site_pk, group, state, name, code, zone in window:
+        if not sites or sites[-1].pk != site_pk:
+            counts = dict.fromkeys(SHIFT_GROUPS, 0)
+            sites.append(ShiftSite(pk=site_pk, name=name, code=code, time_zone=zone, counts=counts))
+        sites[-1].counts[SHIFT_GROUPS[group]] += 1
+        entries.append((pk, group))
+        if state in kind:
+            actionable[kind[state]].append(pk)
+    totals = {group: sum(s.counts[group] for s in sites) for group in SHIFT_GROUPS}
+    pages = max(1, -(-len(entries) // size))
+    number = min(max(1, page), pages)
+    on_page = entries[(number - 1) * size : number * size]
+    groups = {pk: SHIFT_GROUPS[group] for pk, group in on_page}
+    rows = {
+        values[0]: ShiftRow(
+            plan=PlanRow(*values[:-3]),
+            group=groups[values[0]],
+            next_attempt_at=values[-3],
+            last_error=values[-2] or "",
+            mint_messages=list(values[-1] or []),
+        )
+        # With no rows, the id 0 (never a plan's) keeps the query, so the page's query count is
+        # the same at 0 plans as at N, as the tests and bench/pages.py hold every page to.
+        for values in Plan.objects.filter(pk__in=list(groups) or [0])
+        .annotate(
+            current=FilteredRelation(
+                "submissions", condition=Q(submissions__revision=F("revision"))
+            )
+        )
+        .order_by()
+        .values_list(
+            *PLAN_ROW_COLUMNS,
+            "current__next_attempt_at",
+            "current__last_error",
+            "current__mint_messages",
+        )
+    }
+    shift_rows = [rows[pk] for pk, _ in on_page if pk in rows]
+    return ShiftPage(
+        now=now,
+        hours=hours,
+        sites=sites,
+        totals=totals,
+        rows=shift_rows,
+        number=number,
+        pages=pages,
+        actionable=actionable,
     )

@@ -20,6 +20,8 @@ urlpatterns = [
     path("plans/bulk/<int:pk>/", views.batch_preview, name="batch_preview"),
     path("plans/bulk/<int:pk>/confirm/", views.batch_confirm, name="batch_confirm"),
     path("plans/bulk/<int:pk>/errors/", views.batch_errors, name="batch_errors"),
+    path("plans/retry-selected/", views.plans_retry_selected, name="plans_retry_selected"),
+    path("plans/retry-failed/", views.plans_retry_failed, name="plans_retry_failed"),
     path("plans/<int:pk>/", views.plan_detail, name="plan_detail"),
     path("plans/<int:pk>/edit/", views.plan_edit, name="plan_edit"),
     path("plans/<int:pk>/submit/", views.plan_submit, name="plan_submit"),
@@ -43,6 +45,7 @@ urlpatterns = [
     path("sites/", views.site_list, name="site_list"),
     path("sites/timeline/", views.sites_timeline, name="sites_timeline"),
     path("sites/<int:pk>/", views.site_timeline, name="site_timeline"),
+    path("shift/", views.shift_handover, name="shift"),
     path("mint-health/", views.mint_health, name="mint_health"),
     # Calendar feeds: the token is the credential (plans.views.feeds); logs mask it.
     path("feeds/<str:token>/sites/<int:pk>.ics", views.feed_site, name="feed_site"),

@@ -99,3 +99,40 @@ def seed_demo() -> str:
     with override_settings(DEBUG=True, MINT_BUILTIN_SANDBOX=True):
         call_command("seed_demo", stdout=out)
     return out.getvalue()
+
+
+def deliver_all(plans: list[Plan], *, user, outcome: str) -> None:
+    """Submit ``plans`` and have them end as the worker would leave them: ``"failed"`` (the
+    delivery deadline passed during an outage), ``"rejected"`` (MINT said 400) or
+    ``"accepted"``; through the delivery services, so history and counts stay true."""
+    from plans.mint.outcomes import Accepted, Rejected
+    from plans.models import Submission
+
+    submissions = [services.plan_submit(plan=plan, user=user) for plan in plans]
+    if outcome == "failed":
+        Submission.objects.filter(pk__in=[s.pk for s in submissions]).update(
+            deadline=timezone.now() - timedelta(seconds=1)
+        )
+        services.submissions_fail_overdue(worker="test-worker", limit=len(plans))
+    else:
+        claimed = services.submissions_claim(worker="test-worker", limit=10_000)
+        mine = {plan.pk for plan in plans}
+        services.submissions_release(
+            submissions=[s for s in claimed if s.plan_id not in mine],
+            worker="test-worker",
+            reason="Not this one.",
+        )
+        claimed = [s for s in claimed if s.plan_id in mine]
+        now = timezone.now()
+        answer = (
+            Accepted(http_status=200, duration_ms=12, body_sent="{}")
+            if outcome == "accepted"
+            else Rejected(
+                http_status=400, duration_ms=12, body_sent="{}", messages=["Unknown location."]
+            )
+        )
+        services.submissions_record_outcomes(
+            sent=[services.SentMessage(s, answer, now) for s in claimed], worker="test-worker"
+        )
+    for plan in plans:
+        plan.refresh_from_db()

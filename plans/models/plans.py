@@ -169,6 +169,9 @@ class Plan(models.Model):
             models.Index(
                 fields=["location", "scheduled_start", "state"], name="plan_site_start_state_idx"
             ),
+            # handover page: plans starting or running in the next hours (start in a range
+            # AND end > now), answered from the index, so only the plans in the window are read
+            models.Index(fields=["scheduled_start", "scheduled_end"], name="plan_start_end_idx"),
             # guards: the vehicle's plans around a window (vehicle = … AND start in a range)
             models.Index(fields=["vehicle", "scheduled_start"], name="plan_vehicle_start_idx"),
         ]

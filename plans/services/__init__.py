@@ -3,7 +3,7 @@
 Views, the admin, management commands and the worker call these functions and nothing else
 writes. Each function is keyword-only and atomic; history rows are only ever appended.
 
-- ``plan``: create, edit, submit, retry and cancel plans; the history and state counters
+- ``plan``: create, edit, submit, retry (one or many) and cancel plans; history, state counters
 - ``schedules``: weekly schedules, their exceptions, and materialising them into plans
 - ``guards``: the one place that says whether a plan can work (overlap, energy, chargers)
 - ``delivery``: the outbox — claims, leases, what MINT answered, backoff, overdue messages
@@ -61,6 +61,7 @@ from plans.services.plan import (
     EDITABLE_STATES,
     PLAN_FIELDS,
     RETRYABLE_STATES,
+    BulkRetry,
     PlanActionError,
     default_status_text,
     plan_accepted_revision,
@@ -72,6 +73,7 @@ from plans.services.plan import (
     plan_state_counts_rebuild,
     plan_submit,
     plan_update,
+    plans_retry,
     plans_submit,
 )
 from plans.services.preferences import preference_site_remember
@@ -98,6 +100,7 @@ __all__ = [
     "PLAN_FIELDS",
     "RETRYABLE_STATES",
     "SCHEDULE_FIELDS",
+    "BulkRetry",
     "DatabaseTokenStore",
     "DeliveryResult",
     "Gate",
@@ -131,6 +134,7 @@ __all__ = [
     "plan_update",
     "plan_warnings_refresh",
     "plans_guard",
+    "plans_retry",
     "plans_submit",
     "preference_site_remember",
     "recovery_codes_renew",

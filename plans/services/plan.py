@@ -7,6 +7,8 @@ transaction.
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -522,34 +524,57 @@ def plans_submit(*, plans: list[Plan], user: AbstractBaseUser) -> tuple[int, lis
     return queued, problems
 
 
+#: The message states a retry takes back into the queue (not one on the wire right now).
+_RETRYABLE_MESSAGE_STATES = (
+    SubmissionState.FAILED,
+    SubmissionState.REJECTED,
+    SubmissionState.RETRYING,
+)
+
+
+def _retry_refusal(plan: Plan, submission: Submission | None, *, now: datetime) -> str:
+    """Why ``plan`` cannot be retried now ("" when it can): one set of rules, and one wording,
+    for the plan page's Retry now and the bulk retry."""
+    if plan.state not in RETRYABLE_STATES:
+        return (
+            f"Only failed, rejected or retrying plans can be retried; this plan is "
+            f"{plan.get_state_display().lower()}."
+        )
+    if submission is None:
+        return "This plan has no message to retry; submit it instead."
+    if plan.scheduled_end <= now:
+        return (
+            "This plan's window has already ended, so MINT has no use for it any more. "
+            "Duplicate it with new times instead."
+        )
+    if submission.state not in _RETRYABLE_MESSAGE_STATES:
+        return "This plan is being sent to MINT right now."
+    return ""
+
+
+def _requeue(now: datetime) -> dict:
+    """What a retry sets on the message: due now, by hand, with a fresh deadline."""
+    return {
+        "state": SubmissionState.QUEUED,
+        "next_attempt_at": now,
+        "next_trigger": Submission.Trigger.MANUAL,
+        "deadline": now + timedelta(seconds=settings.MINT_DELIVERY_DEADLINE),
+        "finished_at": None,
+    }
+
+
 @transaction.atomic
 def plan_retry(*, plan: Plan, user: AbstractBaseUser) -> Submission:
     """Send the plan's current message again now, with the same messageId (DESIGN: retries)."""
     plan = Plan.objects.select_for_update().get(pk=plan.pk)
-    if plan.state not in RETRYABLE_STATES:
-        raise PlanActionError(
-            f"Only failed, rejected or retrying plans can be retried; this plan is "
-            f"{plan.get_state_display().lower()}."
-        )
     submission = plan.submissions.filter(revision=plan.revision).first()
-    if submission is None:
-        raise PlanActionError("This plan has no message to retry; submit it instead.")
-    if plan.scheduled_end <= timezone.now():
-        raise PlanActionError(
-            "This plan's window has already ended, so MINT has no use for it any more. "
-            "Duplicate it with new times instead."
-        )
     now = timezone.now()
+    refusal = _retry_refusal(plan, submission, now=now)
+    if refusal:
+        raise PlanActionError(refusal)
     updated = Submission.objects.filter(
-        pk=submission.pk,
-        state__in=[SubmissionState.FAILED, SubmissionState.REJECTED, SubmissionState.RETRYING],
-    ).update(
-        state=SubmissionState.QUEUED,
-        next_attempt_at=now,
-        next_trigger=Submission.Trigger.MANUAL,
-        deadline=now + timedelta(seconds=settings.MINT_DELIVERY_DEADLINE),
-        finished_at=None,
-    )
+        pk=submission.pk, state__in=_RETRYABLE_MESSAGE_STATES
+    ).update(**_requeue(now))
     if not updated:
         raise PlanActionError("This plan is being sent to MINT right now.")
     from_state = plan.state
@@ -569,6 +594,91 @@ def plan_retry(*, plan: Plan, user: AbstractBaseUser) -> Submission:
     )
     submission.refresh_from_db()
     return submission
+
+
+@dataclass(frozen=True)
+class BulkRetry:
+    """What ``plans_retry`` did: the plans sent again (with their messageIds, unchanged) and a
+    plain sentence for each plan it left alone."""
+
+    retried: dict[int, uuid.UUID]
+    skipped: dict[int, str]
+
+
+@transaction.atomic
+def plans_retry(
+    *, plan_ids: Collection[int], user: AbstractBaseUser, source: str = ""
+) -> BulkRetry:
+    """Send the current message of many plans again now, each with its own messageId, in one
+    transaction and a fixed number of queries however many plans (plus one counter update per
+    state the plans come from, at most three).
+
+    The rules are those of the plan page's Retry now (``_retry_refusal``); a plan they refuse is
+    skipped with the reason, and the others go. ``source`` says in each plan's history how the
+    dispatcher chose them (e.g. "failed since Mon 30 Nov 04:00 CET").
+    """
+    ids = sorted(set(plan_ids))
+    # In id order, as every bulk write here: two bulk retries never wait on each other crosswise.
+    plans = list(
+        Plan.objects.select_for_update(of=("self",))
+        .filter(pk__in=ids)
+        .only("pk", "state", "revision", "scheduled_end")
+        .order_by("pk")
+    )
+    # The current revision's message of each plan (one per plan and revision), locked too: a
+    # worker's claim skips a message held here rather than sending it while it is re-queued.
+    messages = {
+        sub.plan_id: sub
+        for sub in Submission.objects.select_for_update(of=("self",))
+        .filter(plan_id__in=ids, plan__revision=F("revision"))
+        .only("pk", "plan_id", "message_id", "state")
+    }
+    now = timezone.now()
+    skipped = {pk: f"There is no plan {pk}." for pk in set(ids) - {p.pk for p in plans}}
+    going = []
+    for plan in plans:
+        refusal = _retry_refusal(plan, messages.get(plan.pk), now=now)
+        if refusal:
+            skipped[plan.pk] = refusal
+        else:
+            going.append(plan)
+    if going:
+        message_pks = [messages[p.pk].pk for p in going]
+        updated = Submission.objects.filter(
+            pk__in=message_pks, state__in=_RETRYABLE_MESSAGE_STATES
+        ).update(**_requeue(now))
+        if updated != len(going):
+            # Locked above, so only a database without row locks gets here: nothing is kept.
+            raise PlanActionError(
+                "Some of these plans are being sent to MINT right now; try again."
+            )
+        Plan.objects.filter(pk__in=[p.pk for p in going]).update(
+            state=PlanState.QUEUED, updated_by=user, updated_at=now
+        )
+        count = len(going)
+        how = f" ({source})" if source else ""
+        events = []
+        for plan in going:
+            events.append(
+                _event(
+                    plan=plan,
+                    action=PlanEvent.Action.RETRIED,
+                    from_state=plan.state,
+                    to_state=PlanState.QUEUED,
+                    user=user,
+                    reason=(
+                        f"Retried in bulk by {user.get_username()}, {count} "
+                        f"plan{'' if count == 1 else 's'}{how}; message "
+                        f"{messages[plan.pk].message_id} is sent again."
+                    ),
+                    at=now,
+                )
+            )
+        _record(*events)
+    return BulkRetry(
+        retried={p.pk: messages[p.pk].message_id for p in going},
+        skipped=dict(sorted(skipped.items())),
+    )
 
 
 def plan_state_counts_rebuild() -> None:

@@ -328,15 +328,18 @@ def _warning_line(row: PlanRow) -> SafeString:
 
 
 _TICK_CELL = (
-    '<td class="col-check"><input type="checkbox" name="plan" value="{}" id="select-{}" '
+    '<td class="col-check"><input type="checkbox" name="{}" value="{}" id="select-{}" '
     'aria-label="Select plan {}"></td>'
 )
+#: What a tick box on a row does: drafts are submitted, failed and rejected plans retried.
+_TICK_NAMES = {PlanState.DRAFT: "plan", PlanState.FAILED: "retry", PlanState.REJECTED: "retry"}
 _EMPTY_TICK_CELL = SafeString('<td class="col-check"></td>')
 
 
 @register.simple_tag
 def plan_list_rows(rows: list[PlanRow], can_submit: bool) -> SafeString:
-    """The plan list's rows: a tick box for drafts (for those who may submit), plan, site,
+    """The plan list's rows: a tick box for drafts, failed and rejected plans (for those who
+    may submit), plan, site,
     window on the site's clock with UTC beneath, target, state, revision."""
     html_rows, plan_url = [], _plan_url()
     for row in rows:
@@ -345,8 +348,8 @@ def plan_list_rows(rows: list[PlanRow], can_submit: bool) -> SafeString:
         tick = SafeString()
         if can_submit:
             tick = _EMPTY_TICK_CELL
-            if row.state == PlanState.DRAFT:
-                tick = _html(_TICK_CELL, row.pk, row.pk, row.pk)
+            if row.state in _TICK_NAMES:
+                tick = _html(_TICK_CELL, _TICK_NAMES[row.state], row.pk, row.pk, row.pk)
         html_rows.append(
             _html(
                 _LIST_ROW,

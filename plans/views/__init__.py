@@ -32,8 +32,11 @@ from plans.views.plans import (
     plan_retry,
     plan_status,
     plan_submit,
+    plans_retry_failed,
+    plans_retry_selected,
     plans_submit_selected,
 )
+from plans.views.shift import shift_handover
 from plans.views.timeline import site_list, site_timeline, sites_timeline
 
 __all__ = [
@@ -59,6 +62,8 @@ __all__ = [
     "plan_submit",
     "plans_export_csv",
     "plans_export_xlsx",
+    "plans_retry_failed",
+    "plans_retry_selected",
     "plans_submit_selected",
     "schedule_create",
     "schedule_detail",
@@ -68,6 +73,7 @@ __all__ = [
     "schedule_exception_lift",
     "schedule_list",
     "schedule_preview",
+    "shift_handover",
     "site_list",
     "site_timeline",
     "sites_timeline",

@@ -15,6 +15,7 @@ from plans.views.common import VIEW_PERM, abilities, require
 def dashboard(request: HttpRequest) -> HttpResponse:
     require(request, VIEW_PERM)
     counts = selectors.state_counts()
+    soon, soon_total = selectors.plans_starting_soon(hours=24, limit=20)
     cards = [
         {"state": state, "label": label, "count": counts[state]}
         for state, label in PlanState.choices
@@ -28,7 +29,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "attention_count": counts[PlanState.FAILED] + counts[PlanState.REJECTED],
             # Called-off plans are out of the cards, counted on one quiet line beneath.
             "called_off_count": sum(counts[state] for state in CALLED_OFF_STATES),
-            "starting_soon": selectors.plans_starting_soon(hours=24, limit=20),
+            "starting_soon": soon,
+            "starting_soon_more": soon_total - len(soon),
             **_operations(),
             **abilities(request),
         },

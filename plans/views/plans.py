@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from plans import selectors, services
-from plans.forms import PlanCancelForm, PlanFilterForm, PlanForm
+from plans.forms import PlanCancelForm, PlanFilterForm, PlanForm, RetrySinceForm
 from plans.models import PENDING_STATES, Plan, PlanState, TargetKind
 from plans.timezones import day_text, site_today, utc_to_local, utc_to_wall, wall_text
 from plans.views.common import (
@@ -35,6 +35,8 @@ from plans.views.common import (
 PLANS_PER_PAGE = 50
 #: Shown in the draft preview where the real values only exist once the plan is submitted.
 ASSIGNED_AT_SUBMIT = "(assigned at submit)"
+#: Plans the list offers to retry with a tick (a retrying one is retried from its page).
+RETRY_TICKED = (PlanState.FAILED, PlanState.REJECTED)
 
 
 @require_GET
@@ -65,6 +67,7 @@ def plan_list(request: HttpRequest) -> HttpResponse:
             # On an empty page reached by Earlier / Later: the way back, not "No plans yet".
             "paged": bool(request.GET.get("after") or request.GET.get("before")),
             "draft_ids": [p.pk for p in page.plans if p.state == PlanState.DRAFT],
+            "retry_count": sum(p.state in RETRY_TICKED for p in page.plans),
             "has_pending": any(p.state in PENDING_STATES for p in page.plans),
             **abilities(request),
         },
@@ -354,6 +357,63 @@ def plans_submit_selected(request: HttpRequest) -> HttpResponse:
     for problem in problems:
         messages.error(request, problem)
     return redirect(back)
+
+
+@require_POST
+def plans_retry_selected(request: HttpRequest) -> HttpResponse:
+    """Retry the ticked failed and rejected plans (or every failed one a page offered), each
+    with its own messageId, in one go; a plan that cannot be retried is named with the reason."""
+    require(request, SUBMIT_PERM)
+    back = safe_next(request, reverse("plans:plan_list"))
+    field = "page_retries" if request.POST.get("action") == "all" else "retry"
+    ids = sorted({int(v) for v in request.POST.getlist(field) if is_number(v)})
+    if ids and ids[-1] > MAX_ID:
+        return bad_request(request, f"There is no plan number {ids[-1]}: it is too large.")
+    if not ids:
+        messages.warning(request, "Tick the failed or rejected plans to retry first.")
+        return redirect(back)
+    source = ""
+    if "since_day" in request.POST:  # from "Retry every plan that failed since …": say so
+        since = RetrySinceForm(request.POST)
+        if since.is_valid():
+            local = utc_to_local(since.cleaned_data["since_utc"], since.cleaned_data["zone"])
+            source = f"failed since {wall_text(local)}"
+    try:
+        result = services.plans_retry(plan_ids=ids, user=request.user, source=source)
+    except services.PlanActionError as exc:
+        messages.error(request, str(exc))
+        return redirect(back)
+    if result.retried:
+        count = len(result.retried)
+        noun = "plan" if count == 1 else "plans"
+        messages.success(
+            request,
+            f"{count} {noun} will be sent to MINT again now, each with its own messageId.",
+        )
+    for pk, reason in result.skipped.items():
+        messages.error(request, f"Plan {pk} was not retried: {reason}")
+    return redirect(back)
+
+
+@require_GET
+def plans_retry_failed(request: HttpRequest) -> HttpResponse:
+    """ "Retry every plan that failed since …": shows them first; the button retries exactly
+    the plans shown."""
+    require(request, SUBMIT_PERM)
+    form = RetrySinceForm(request.GET or None)
+    found = None
+    if form.is_valid():
+        found = selectors.plans_failed_since(since=form.cleaned_data["since_utc"])
+    return render(
+        request,
+        "plans/plans_retry.html",
+        {
+            "form": form,
+            "found": found,
+            "limit": selectors.RETRY_SINCE_LIMIT,
+            **abilities(request),
+        },
+    )
 
 
 def _payload_preview(request: HttpRequest, plan: Plan) -> dict | None:

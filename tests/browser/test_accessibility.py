@@ -46,6 +46,10 @@ def test_it_has_no_axe_violations_on_the_main_pages(live_server, page, artifacts
     plan = Plan.objects.order_by("pk").first()
     pages = {
         "dashboard": "/",
+        "shift handover": "/shift/?hours=24",
+        "shift handover, span it cannot read": "/shift/?hours=7",
+        "retry failed since": "/plans/retry-failed/?since_day=2020-01-01&since_time=00:00&zone=UTC",
+        "retry failed since, bad time": "/plans/retry-failed/?since_day=soon&since_time=9&zone=UTC",
         "plan list": "/plans/",
         "plan form": "/plans/new/",
         "plan edit": f"/plans/{plan.pk}/edit/",
