@@ -17,14 +17,12 @@ the same history rows, counters and (with submit) outbox rows as ``plan_create``
 ``plan_submit`` write one at a time.
 """
 
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cached_property, partial
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -32,7 +30,6 @@ from django.utils import timezone
 
 from plans import import_files
 from plans.import_files import Cell, Sheet
-from plans.mint.payload import encode_body
 from plans.models import (
     CALLED_OFF_STATES,
     PREVIEW_LIFETIME,
@@ -42,7 +39,6 @@ from plans.models import (
     PlanEvent,
     PlanState,
     Submission,
-    SubmissionState,
     TargetKind,
     Vehicle,
     plan_window_errors,
@@ -58,10 +54,9 @@ from plans.services.plan import (
     PlanActionError,
     _event,
     _record,
-    default_status_text,
+    _submission_new,
     inactive_errors,
     plan_cancel,
-    plan_payload,
     plan_update,
 )
 from plans.templatetags.plans_extras import target_summary, window_local
@@ -1023,40 +1018,10 @@ def _submit_all(plans: list[Plan], user: AbstractBaseUser) -> int:
     plans = [p for p in plans if p.state == PlanState.DRAFT]
     submissions, events = [], []
     for plan in plans:
-        message_id = uuid.uuid4()
-        submissions.append(
-            Submission(
-                plan=plan,
-                revision=plan.revision,
-                message_id=message_id,
-                created_at=now,
-                created_by=user,
-                body=encode_body(
-                    plan_payload(
-                        plan=plan,
-                        message_id=message_id,
-                        timestamp=now,
-                        status=plan.status_note or default_status_text(plan, user),
-                    )
-                ),
-                state=SubmissionState.QUEUED,
-                next_attempt_at=now,
-                next_trigger=Submission.Trigger.SCHEDULED,
-                deadline=now + timedelta(seconds=settings.MINT_DELIVERY_DEADLINE),
-            )
-        )
+        submission, event = _submission_new(plan=plan, user=user, now=now)
+        submissions.append(submission)
+        events.append(event)
         plan.state = PlanState.QUEUED
-        events.append(
-            _event(
-                plan=plan,
-                action=PlanEvent.Action.SUBMITTED,
-                from_state=PlanState.DRAFT,
-                to_state=PlanState.QUEUED,
-                user=user,
-                reason=f"Submitted revision {plan.revision} as message {message_id}.",
-                at=now,
-            )
-        )
     Submission.objects.bulk_create(submissions)
     Plan.objects.filter(pk__in=[p.pk for p in plans]).update(
         state=PlanState.QUEUED, updated_by=user, updated_at=now

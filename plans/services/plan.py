@@ -470,8 +470,22 @@ def plan_submit(*, plan: Plan, user: AbstractBaseUser) -> Submission:
         )
     _validate_plan(plan)
     now = timezone.now()
+    submission, event = _submission_new(plan=plan, user=user, now=now)
+    submission.save(force_insert=True)
+    plan.state = PlanState.QUEUED
+    plan.updated_by = user
+    plan.save(update_fields=["state", "updated_by", "updated_at"])
+    _record(event)
+    return submission
+
+
+def _submission_new(
+    *, plan: Plan, user: AbstractBaseUser, now: datetime
+) -> tuple[Submission, PlanEvent]:
+    """The outbox row that queues a draft's revision (a new messageId, the body frozen now) and
+    its *submitted* history row, unsaved: ``plan_submit`` saves one, bulk paths many at once."""
     message_id = uuid.uuid4()
-    submission = Submission.objects.create(
+    submission = Submission(
         plan=plan,
         revision=plan.revision,
         message_id=message_id,
@@ -490,21 +504,16 @@ def plan_submit(*, plan: Plan, user: AbstractBaseUser) -> Submission:
         next_trigger=Submission.Trigger.SCHEDULED,
         deadline=now + timedelta(seconds=settings.MINT_DELIVERY_DEADLINE),
     )
-    plan.state = PlanState.QUEUED
-    plan.updated_by = user
-    plan.save(update_fields=["state", "updated_by", "updated_at"])
-    _record(
-        _event(
-            plan=plan,
-            action=PlanEvent.Action.SUBMITTED,
-            from_state=PlanState.DRAFT,
-            to_state=PlanState.QUEUED,
-            user=user,
-            reason=f"Submitted revision {plan.revision} as message {message_id}.",
-            at=now,
-        )
+    event = _event(
+        plan=plan,
+        action=PlanEvent.Action.SUBMITTED,
+        from_state=PlanState.DRAFT,
+        to_state=PlanState.QUEUED,
+        user=user,
+        reason=f"Submitted revision {plan.revision} as message {message_id}.",
+        at=now,
     )
-    return submission
+    return submission, event
 
 
 def plans_submit(*, plans: list[Plan], user: AbstractBaseUser) -> tuple[int, list[str]]:
