@@ -592,7 +592,8 @@ class PlanFilterForm(forms.Form):
         error_messages={"invalid_choice": "Choose one of the listed delivery states."},
     )
     day = forms.DateField(
-        label="Day (UTC)",
+        label="Day",
+        help_text="On the chosen site's clock; in UTC when no site is chosen.",
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         input_formats=["%Y-%m-%d"],
@@ -629,6 +630,7 @@ class PlanFilterForm(forms.Form):
             delivery=data.get("delivery") or "",
             day=data.get("day"),
             query=(data.get("q") or "").strip(),
+            time_zone=site.time_zone if site else "",
         )
 
     def is_filtered(self) -> bool:

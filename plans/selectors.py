@@ -118,6 +118,9 @@ class PlanFilters:
     delivery: str = ""
     day: date | None = None
     query: str = ""
+    #: The chosen site's IANA zone: a day is then that site's day (midnight to midnight on
+    #: its clock), as a dispatcher means it; with no site chosen, a day in UTC.
+    time_zone: str = ""
 
 
 def plan_list(*, filters: PlanFilters) -> QuerySet[Plan]:
@@ -135,9 +138,13 @@ def plan_list(*, filters: PlanFilters) -> QuerySet[Plan]:
         # Withdrawn and cancelled plans are out of the way unless asked for by a filter.
         plans = plans.exclude(state__in=CALLED_OFF_STATES)
     if filters.day:
-        # A day in UTC: the list shows each row's local time, but the filter must be one range.
-        start = datetime.combine(filters.day, datetime.min.time(), tzinfo=ZoneInfo("UTC"))
-        plans = plans.filter(scheduled_start__lt=start + timedelta(days=1), scheduled_end__gt=start)
+        # One range of instants: the site's day when a site is chosen, else a day in UTC
+        # (sites on several clocks have no common midnight). Where a clock change falls at
+        # midnight, the offset before it is taken (fold=0), as for a schedule's times.
+        zone = ZoneInfo(filters.time_zone or "UTC")
+        start = datetime.combine(filters.day, datetime.min.time(), tzinfo=zone)
+        end = datetime.combine(filters.day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+        plans = plans.filter(scheduled_start__lt=end, scheduled_end__gt=start)
     if filters.query:
         q = filters.query.strip()
         # Sites are few: match them first, so the plan scan compares ids, not joined names.

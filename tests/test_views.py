@@ -527,6 +527,37 @@ def test_it_says_so_when_no_plan_matches(dispatcher_client, varied_plans):
     assert "No plans match these filters." in response.content.decode()
 
 
+def test_it_reads_a_day_on_the_chosen_sites_clock_and_in_utc_without_a_site(
+    dispatcher_client, dispatcher
+):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    newark = make_location("US-EWR-03", "Newark Yard", "America/New_York")
+    new_york = ZoneInfo("America/New_York")
+    # 20:00-23:30 on Mon 30 Nov in Newark: 01:00-04:30 UTC on Tue 1 Dec.
+    evening = make_plan(
+        user=dispatcher,
+        location=newark,
+        scheduled_start=datetime(2026, 11, 30, 20, 0, tzinfo=new_york),
+        scheduled_end=datetime(2026, 11, 30, 23, 30, tzinfo=new_york),
+    )
+    next_day = make_plan(
+        user=dispatcher,
+        location=newark,
+        scheduled_start=datetime(2026, 12, 1, 20, 0, tzinfo=new_york),
+        scheduled_end=datetime(2026, 12, 1, 23, 0, tzinfo=new_york),
+    )
+
+    on_site_clock = dispatcher_client.get(f"/plans/?site={newark.pk}&day=2026-11-30")
+    in_utc = dispatcher_client.get("/plans/?day=2026-12-01")
+
+    assert listed_ids(on_site_clock) == [evening.pk]
+    assert listed_ids(in_utc) == [evening.pk]
+    assert next_day.pk not in listed_ids(in_utc)
+    assert "On the chosen site&#x27;s clock" in on_site_clock.content.decode()
+
+
 def test_it_refuses_a_day_at_the_end_of_the_calendar_instead_of_failing(dispatcher_client, plan):
     response = dispatcher_client.get("/plans/?day=9999-12-31")
 
