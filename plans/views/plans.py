@@ -198,6 +198,10 @@ def plan_create(request: HttpRequest) -> HttpResponse:
     if not form.is_bound:
         # The cursor starts on the vehicle, also without script: the quickest first key.
         form.fields["vehicle"].widget.attrs["autofocus"] = True
+        if copied_from is None and "location" in initial:
+            # A site the form chose (the last one used, or kept by "add next") is a default:
+            # picking a vehicle replaces it with the vehicle's home site (plan_form.js).
+            form.fields["location"].widget.attrs["data-default"] = "true"
     if initial.get("start_date_is_tomorrow"):
         # Tomorrow on the calendar of the site picked next, too (plan_form.js): the site may be
         # on another day than the one the default was worked out for.

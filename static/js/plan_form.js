@@ -137,8 +137,11 @@
   // The consumption this script filled in: replaced when another vehicle is picked, unless
   // the dispatcher has typed their own since.
   var filledConsumption = null;
-  // Likewise the site: a site the dispatcher chose by hand is left alone.
-  var filledSite = null;
+  // Likewise the site: a site the dispatcher chose by hand is left alone; one the form chose
+  // for a new plan (the last site used, data-default) is not a choice and gives way.
+  var siteDefault = document.getElementById("id_location");
+  var filledSite =
+    siteDefault && siteDefault.dataset.default === "true" ? siteDefault.value : null;
 
   if (vehicleSelect) {
     vehicleSelect.addEventListener("change", function () {

@@ -152,6 +152,29 @@ def test_it_puts_tomorrow_on_the_calendar_of_the_site_picked(page, live_server):
     expect(date_input).to_have_value("24.12.2027")
 
 
+def test_a_vehicle_picked_moves_a_remembered_site_to_its_home_but_not_one_chosen_by_hand(
+    page, live_server
+):
+    from django.contrib.auth.models import User
+
+    from plans.services import preference_site_remember
+
+    dispatcher = User.objects.get(username=DISPATCHER[0])
+    preference_site_remember(user=dispatcher, location=Location.objects.get(name="Brussels Depot"))
+    login(page, live_server, *DISPATCHER)
+    page.goto(f"{live_server.url}/plans/new/")
+    site = page.get_by_label("Site", exact=True)
+    expect(site).to_have_value(str(Location.objects.get(name="Brussels Depot").pk))
+    newark = str(Location.objects.get(name="Newark Yard").pk)
+    page.get_by_label("Vehicle (optional)").select_option(label="van 22 · 90 kWh · Newark Yard")
+    expect(site).to_have_value(newark)  # the remembered site was a default, not a choice
+
+    page.goto(f"{live_server.url}/plans/new/")
+    site.select_option(label="Berlin Hub · DE-BER-02 · Europe/Berlin")  # by hand: it stays
+    page.get_by_label("Vehicle (optional)").select_option(label="van 22 · 90 kWh · Newark Yard")
+    expect(site).not_to_have_value(newark)
+
+
 def test_it_opens_the_shortcuts_help_with_a_question_mark_and_closes_it_with_escape(
     page, live_server, artifacts, console_errors
 ):
