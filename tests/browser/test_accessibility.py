@@ -108,6 +108,9 @@ def test_it_has_no_axe_violations_on_the_account_page_with_calendar_tokens(
     page.screenshot(path=artifacts / "account-with-token.png", full_page=True)
     assert_no_violations(page, "account page with a calendar token")
 
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the page keeps its width
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
     page.get_by_role("button", name="Make a calendar token").click()  # no name: an error
     page.locator(".field-errors").wait_for()
     assert_no_violations(page, "account page with a token name missing")
