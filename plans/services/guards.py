@@ -481,3 +481,17 @@ def plan_warnings_refresh_after_commit(
                     logger.warning("neighbouring plans' warnings not refreshed", exc_info=True)
 
     transaction.on_commit(refresh)
+
+
+def plan_warnings_refresh_around(*, plans: list, made_at: datetime) -> None:
+    """After new plans were inserted in bulk (schedules, imports, copies): their neighbours may
+    gain a charge-point or duplicate warning. One window per site, spanning the new plans
+    there; the new plans themselves (made from ``made_at`` on) have theirs already."""
+    spans: dict[int, list[datetime]] = {}
+    for plan in plans:
+        low, high = spans.setdefault(plan.location_id, [plan.scheduled_start, plan.scheduled_end])
+        spans[plan.location_id] = [min(low, plan.scheduled_start), max(high, plan.scheduled_end)]
+    plan_warnings_refresh_after_commit(
+        windows=[(site, low, high) for site, (low, high) in spans.items()],
+        created_before=made_at,
+    )

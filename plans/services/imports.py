@@ -47,7 +47,7 @@ from plans.models import (
 from plans.services.guards import (
     WARNING_CODES,
     PlanCandidate,
-    plan_warnings_refresh_after_commit,
+    plan_warnings_refresh_around,
     plans_guard,
 )
 from plans.services.plan import (
@@ -998,15 +998,7 @@ def _create_all(
             for plan, (item, _) in zip(plans, items, strict=True)
         )
     )
-    # Neighbours may gain a charge-point or duplicate warning: one window per site.
-    spans: dict[int, list[datetime]] = {}
-    for plan in plans:
-        low, high = spans.setdefault(plan.location_id, [plan.scheduled_start, plan.scheduled_end])
-        spans[plan.location_id] = [min(low, plan.scheduled_start), max(high, plan.scheduled_end)]
-    plan_warnings_refresh_after_commit(
-        windows=[(site, low, high) for site, (low, high) in spans.items()],
-        created_before=made_at,
-    )
+    plan_warnings_refresh_around(plans=plans, made_at=made_at)
     return plans
 
 

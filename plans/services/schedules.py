@@ -47,7 +47,7 @@ from plans.services.guards import (
     Finding,
     GuardReport,
     PlanCandidate,
-    plan_warnings_refresh_after_commit,
+    plan_warnings_refresh_around,
     plans_guard,
 )
 from plans.services.plan import (
@@ -352,7 +352,7 @@ def schedules_materialize(
             )
         )
         if plans:
-            _refresh_around(plans, made_at=made_at)
+            plan_warnings_refresh_around(plans=plans, made_at=made_at)
         result.created = [p.pk for p in plans]
         for plan in plans:
             schedule = plan.schedule
@@ -384,19 +384,6 @@ def _cannot_make(schedule: Schedule, occurrence: Occurrence, report: GuardReport
     if report.errors:
         return report.errors[0].text
     return ""
-
-
-def _refresh_around(plans: list[Plan], *, made_at: datetime) -> None:
-    """Neighbours of new plans may gain a charge-point or duplicate warning: one window per
-    site, spanning the new plans there; the new plans (made from ``made_at`` on) have theirs."""
-    spans: dict[int, list[datetime]] = {}
-    for plan in plans:
-        low, high = spans.setdefault(plan.location_id, [plan.scheduled_start, plan.scheduled_end])
-        spans[plan.location_id] = [min(low, plan.scheduled_start), max(high, plan.scheduled_end)]
-    plan_warnings_refresh_after_commit(
-        windows=[(site, low, high) for site, (low, high) in spans.items()],
-        created_before=made_at,
-    )
 
 
 # Create, edit --------------------------------------------------------------------------------
